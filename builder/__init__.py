@@ -1,0 +1,1 @@
+"""hookbuild's build side: configuration, rules, plans and the build pipeline."""

@@ -1,0 +1,179 @@
+"""The Docker engine, through docker-py's low-level API: build, tag and push, streamed.
+
+`APIClient.build(..., decode=True)` yields each step's output as the engine prints it (the
+high-level `images.build()` would hold the whole log back until the end). Errors come inside
+the stream, for builds and pushes alike, so every chunk is read.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from builder.errors import BuildFailed, EngineError, RegistryError, from_docker_error
+
+LineSink = Callable[[str], None]
+
+# Transient registry trouble: worth another try. A refused login or a bad name is not.
+_TRANSIENT_PUSH_WORDS = ("connection refused", "timeout", "502", "503", "504", "eof", "reset by peer")
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str
+    password: str
+
+    def as_auth_config(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+
+class _LineSplitter:
+    """Docker's `stream` chunks carry partial lines; hand on whole lines, keep a tail."""
+
+    def __init__(self, sink: LineSink, tail: int = 40) -> None:
+        self._sink = sink
+        self._partial = ""
+        self.tail: deque[str] = deque(maxlen=tail)
+
+    def feed(self, text: str) -> None:
+        self._partial += text.replace("\r\n", "\n")
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self.emit(line)
+
+    def emit(self, line: str) -> None:
+        if line.startswith("Step "):
+            self.tail.clear()  # the tail shows the failing step, from its header on
+        self.tail.append(line)
+        self._sink(line)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.emit(self._partial)
+            self._partial = ""
+
+
+class DockerEngine:
+    def __init__(self, client: docker.APIClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], timeout: int = 600) -> DockerEngine:
+        """Connect as the docker CLI would: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, ..."""
+        try:
+            kwargs = docker.utils.kwargs_from_env(environment=dict(environ))
+            return cls(docker.APIClient(timeout=timeout, **kwargs))
+        except docker.errors.DockerException as exc:
+            raise from_docker_error(exc, "connecting to the Docker engine") from exc
+
+    def ping(self) -> None:
+        try:
+            self.client.ping()
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, "pinging the Docker engine") from exc
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: Path,
+        *,
+        tag: str,
+        build_args: Mapping[str, str],
+        labels: Mapping[str, str],
+        on_line: LineSink,
+        cache_from: Iterable[str] = (),
+    ) -> str:
+        """Build and return the image id; raise `BuildFailed` with the failing step's output."""
+        lines = _LineSplitter(on_line)
+        image_id = None
+        try:
+            stream = self.client.build(
+                path=str(context),
+                dockerfile=str(dockerfile),
+                tag=tag,
+                buildargs=dict(build_args),
+                labels=dict(labels),
+                cache_from=list(cache_from) or None,
+                rm=True,
+                forcerm=True,  # no stopped container is left behind by a failed step
+                pull=False,
+                decode=True,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    lines.feed(chunk["stream"])
+                if "error" in chunk or "errorDetail" in chunk:
+                    lines.flush()
+                    detail = chunk.get("errorDetail") or {}
+                    reason = detail.get("message") or chunk.get("error") or "docker build failed"
+                    lines.emit(f"ERROR: {reason}")
+                    raise BuildFailed(reason.strip(), list(lines.tail))
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and "ID" in aux:
+                    image_id = aux["ID"]
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            lines.flush()
+            raise from_docker_error(exc, "docker build") from exc
+        lines.flush()
+        if image_id is None:
+            image_id = self._image_id(tag)
+        return image_id
+
+    def _image_id(self, reference: str) -> str:
+        try:
+            return str(self.client.inspect_image(reference)["Id"])
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, f"inspecting {reference}") from exc
+
+    def tag(self, image_id: str, repository: str, tag: str) -> None:
+        try:
+            self.client.tag(image_id, repository, tag, force=True)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, f"tagging {repository}:{tag}") from exc
+
+    def push(self, repository: str, tag: str, auth: RegistryAuth | None, on_line: LineSink) -> str:
+        """Push one tag; return the manifest digest the registry reported."""
+        digest = ""
+        try:
+            stream: Iterable[dict[str, Any]] = self.client.push(
+                repository,
+                tag=tag,
+                stream=True,
+                decode=True,
+                auth_config=auth.as_auth_config() if auth else None,
+            )
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail") or {}
+                    reason = (detail.get("message") or chunk.get("error") or "push failed").strip()
+                    transient = any(word in reason.lower() for word in _TRANSIENT_PUSH_WORDS)
+                    raise RegistryError(f"pushing {repository}:{tag}: {reason}", transient=transient)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+                status = chunk.get("status")
+                if status and not chunk.get("progressDetail"):
+                    layer = chunk.get("id")
+                    on_line(f"{layer}: {status}" if layer else status)
+        except docker.errors.APIError as exc:
+            raise RegistryError(
+                f"pushing {repository}:{tag}: {exc.explanation or exc}", transient=True
+            ) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, f"pushing {repository}:{tag}") from exc
+        if not digest:
+            raise RegistryError(f"pushing {repository}:{tag}: the engine reported no digest")
+        return digest
+
+    def remove_image(self, reference: str) -> None:
+        try:
+            self.client.remove_image(reference, noprune=True)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise EngineError(f"removing {reference}: {exc}") from exc

@@ -1,0 +1,95 @@
+"""The one exception hierarchy of hookbuild.
+
+Catch `HookbuildError` to catch everything hookbuild raises on purpose. Errors carry the data
+a user needs (where in the config, which build step, the tail of the log), and
+`from_git_error` / `from_docker_error` are the only places that turn a library's exception
+into ours, the way docker-py's `create_api_error_from_http_exception` does for HTTP errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from builder.redact import redact
+
+
+class HookbuildError(Exception):
+    """Catch this to catch all that hookbuild raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong in a config file, and where: `repositories[0].rules[1].branch`."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigError(HookbuildError):
+    """A config file that cannot be used; lists every problem found, each with its location."""
+
+    def __init__(self, problems: Sequence[ConfigProblem], source: str = "") -> None:
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{head}{len(self.problems)} config error(s)\n{lines}")
+
+
+class UnsafePathError(HookbuildError):
+    """A dockerfile or context path that would leave the checkout."""
+
+
+class SourceError(HookbuildError):
+    """Fetching the pushed commit failed (network, auth, unknown commit)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
+
+
+class BuildFailed(HookbuildError):
+    """`docker build` reported an error; `log_tail` holds the failing step's output."""
+
+    def __init__(self, reason: str, log_tail: Sequence[str] = ()) -> None:
+        self.reason = reason
+        self.log_tail = list(log_tail)
+        super().__init__(reason)
+
+
+class EngineError(HookbuildError):
+    """The Docker engine could not be reached or refused a request."""
+
+
+class RegistryError(HookbuildError):
+    """A push to the registry failed (down, refused, unauthorized)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
+
+
+def from_git_error(exc: Exception, action: str) -> SourceError:
+    """Translate a GitPython error into a `SourceError` whose text holds no credentials."""
+    stderr = getattr(exc, "stderr", "") or ""
+    detail = " ".join(str(stderr).split()) or str(exc)
+    detail = redact(detail)
+    transient = any(
+        word in detail.lower()
+        for word in ("could not resolve", "connection refused", "timed out", "unable to access")
+    )
+    return SourceError(f"{action} failed: {detail}", transient=transient)
+
+
+def from_docker_error(exc: Exception, action: str) -> EngineError:
+    """Translate a docker-py or connection error into an `EngineError`."""
+    explanation = getattr(exc, "explanation", None) or str(exc)
+    if "Connection aborted" in explanation or "Connection refused" in explanation or (
+        "FileNotFoundError" in explanation
+    ):
+        return EngineError(f"{action}: the Docker engine is not reachable ({redact(explanation)})")
+    return EngineError(f"{action}: {redact(explanation)}")

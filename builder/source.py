@@ -1,0 +1,139 @@
+"""Fetch exactly the pushed commit into a cached bare mirror, and export its tree.
+
+One bare mirror per clone URL lives under the state directory, so a second build of a
+repository fetches only what is new, and a rebuild of a known commit fetches nothing. The
+export is `git archive` of the commit: the build context holds the commit's files and no
+`.git`, so a clone token can never reach it. Tokens travel as an HTTP header through git's
+`GIT_CONFIG_*` environment, never in a URL, an argument list or the mirror's config.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import re
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import git
+
+from builder.errors import SourceError, from_git_error
+from builder.redact import redact
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _auth_environment(credentials: tuple[str, str] | None) -> dict[str, str]:
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true"}
+    if credentials:
+        token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Basic {token}",
+        )
+    return env
+
+
+class MirrorCache:
+    """Bare mirrors under `root`, one per clone URL, each guarded by a file lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def mirror_path(self, clone_url: str) -> Path:
+        digest = hashlib.sha256(clone_url.encode()).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", clone_url.rsplit("/", 2)[-2:][-1])[:40]
+        return self.root / f"{name}-{digest}.git"
+
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[git.Repo]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            # Two workers on one machine share the mirror; git's own locks would make the
+            # second fetch fail rather than wait.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (path / "HEAD").exists():
+                git.Repo.init(path, bare=True)
+            yield git.Repo(path)
+
+    def export(
+        self,
+        clone_url: str,
+        ref: str,
+        sha: str,
+        dest: Path,
+        credentials: tuple[str, str] | None = None,
+        log: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        """Make `dest` hold the tree of commit `sha` (fetched from `ref` of `clone_url`)."""
+        if not _SHA.match(sha):
+            raise SourceError(f"not a full commit id: {sha!r}")
+        path = self.mirror_path(clone_url)
+        env = _auth_environment(credentials)
+        secrets = (credentials[1],) if credentials else ()
+        with self._locked(path) as repo:
+            if self._has_commit(repo, sha):
+                log(f"commit {sha[:12]} is already in the cached mirror: nothing to fetch")
+            else:
+                self._fetch(repo, clone_url, ref, sha, env, secrets, log)
+            self._archive(repo, sha, dest)
+
+    @staticmethod
+    def _has_commit(repo: git.Repo, sha: str) -> bool:
+        try:
+            repo.git.cat_file("-e", f"{sha}^{{commit}}")
+        except git.GitCommandError:
+            return False
+        return True
+
+    def _fetch(
+        self,
+        repo: git.Repo,
+        clone_url: str,
+        ref: str,
+        sha: str,
+        env: dict[str, str],
+        secrets: tuple[str, ...],
+        log: Callable[[str], None],
+    ) -> None:
+        shown = redact(clone_url, secrets)
+        # The pushed ref first (cheap, and usually holds the commit); then the commit by id,
+        # for a ref that has moved on since; then every branch and tag.
+        attempts = [[f"+{ref}:{ref}"], [sha], ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]]
+        last_error: Exception | None = None
+        for refspecs in attempts:
+            log(f"fetching {' '.join(refspecs)} from {shown}")
+            try:
+                repo.git.fetch("--no-tags", "--force", clone_url, *refspecs, env=env)
+            except git.GitCommandError as exc:
+                last_error = exc
+                continue
+            if self._has_commit(repo, sha):
+                return
+        if last_error is not None and not self._reachable_error(last_error):
+            raise from_git_error(last_error, f"fetching {shown}") from last_error
+        raise SourceError(f"commit {sha} is not in {shown} (was it force-pushed away?)")
+
+    @staticmethod
+    def _reachable_error(exc: git.GitCommandError) -> bool:
+        """True when git reached the server and only the object was missing."""
+        text = str(exc.stderr or "").lower()
+        return "not our ref" in text or "couldn't find remote ref" in text or "no such remote ref" in text
+
+    @staticmethod
+    def _archive(repo: git.Repo, sha: str, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile() as stream:
+            try:
+                repo.archive(stream, treeish=sha, format="tar")
+            except git.GitCommandError as exc:
+                raise from_git_error(exc, f"exporting {sha[:12]}") from exc
+            stream.seek(0)
+            with tarfile.open(fileobj=stream) as archive:
+                # The 'tar' filter refuses members that would land outside `dest`.
+                archive.extractall(dest, filter="tar")

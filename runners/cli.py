@@ -1,0 +1,251 @@
+"""The `hookbuild` command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from redis import Redis
+from redis.exceptions import RedisError
+
+from builder.config import Config, load_config
+from builder.errors import ConfigError, HookbuildError
+from runners.records import BuildRecord, BuildStatus, BuildStore
+from runners.redis_server import PrivateRedis
+
+CONFIG_HELP = "The config file. Default: $HOOKBUILD_CONFIG, else ./builds.yml."
+config_option = click.option(
+    "--config",
+    "config_path",
+    envvar="HOOKBUILD_CONFIG",
+    default="builds.yml",
+    show_envvar=True,
+    type=click.Path(dir_okay=False),
+    help=CONFIG_HELP,
+)
+redis_option = click.option(
+    "--redis-url",
+    default=None,
+    help="Redis to use instead of the config's redis.url (or the private one of `hookbuild up`).",
+)
+
+
+def _load(config_path: str) -> Config:
+    try:
+        return load_config(config_path, os.environ)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _redis_url(config: Config, override: str | None) -> str:
+    return override or config.redis.url or PrivateRedis(Path(config.state_dir or ".")).url
+
+
+def _connect(config: Config, override: str | None) -> Redis:
+    url = _redis_url(config, override)
+    connection = Redis.from_url(url)
+    try:
+        connection.ping()
+    except RedisError as exc:
+        raise click.ClickException(
+            f"cannot reach Redis at {url} ({exc}): is `hookbuild up` running with this config?"
+        ) from exc
+    return connection
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """hookbuild: build container images from forge webhooks.
+
+    A push on the forge sends a webhook; hookbuild verifies it, matches it against the
+    rules in the config file, builds the pushed commit with Docker and pushes the image
+    under every tag the rules give.
+    """
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+def check(config_file: str) -> None:
+    """Validate CONFIG_FILE: print every error with its location; exit 1 on any."""
+    try:
+        config = load_config(config_file, os.environ)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    rules = sum(len(r.rules) for r in config.repositories)
+    click.echo(f"{config_file}: ok ({len(config.repositories)} repositories, {rules} rules)")
+
+
+@main.command()
+@config_option
+@click.option("--workers", type=click.IntRange(0, 64), default=None, help="Build workers (default: the config's `workers`).")
+def up(config_path: str, workers: int | None) -> None:
+    """Run the webhook server and the build workers in one process tree.
+
+    With no redis.url in the config, a private redis-server runs in the state directory,
+    persisting the queue across restarts. Stop with Ctrl-C or SIGTERM: workers finish or
+    hand back their builds.
+    """
+    config = _load(config_path)
+    state_dir = Path(config.state_dir or ".hookbuild")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    private = None
+    if config.redis.url is None:
+        private = PrivateRedis(state_dir)
+        try:
+            private.start()
+        except HookbuildError as exc:
+            raise click.ClickException(str(exc)) from exc
+    url = _redis_url(config, None)
+    count = config.workers if workers is None else workers
+    supervisor = _WorkerSupervisor(config_path, url, count)
+    supervisor.start()
+    click.echo(f"hookbuild: {count} worker(s), Redis at {url}, state in {state_dir}", err=True)
+    try:
+        _serve(config, Redis.from_url(url))
+    finally:
+        supervisor.stop()
+        if private is not None:
+            private.stop()
+
+
+class _WorkerSupervisor:
+    """Keeps N `hookbuild worker` processes running; a worker that dies is started again."""
+
+    def __init__(self, config_path: str, redis_url: str, count: int) -> None:
+        self.command = [sys.executable, "-m", "runners.cli", "worker", "--config", config_path, "--redis-url", redis_url]
+        self.count = count
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.processes = [subprocess.Popen(self.command) for _ in range(self.count)]
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if process.poll() is not None and not self._stopping.is_set():
+                    click.echo(f"hookbuild: worker exited with {process.returncode}; starting another", err=True)
+                    self.processes[index] = subprocess.Popen(self.command)
+
+    def stop(self, grace: float = 30.0) -> None:
+        self._stopping.set()
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _serve(config: Config, connection: Redis) -> None:
+    import uvicorn
+
+    from webhooks.app import create_app
+
+    uvicorn.run(
+        create_app(config, connection),
+        host=config.server.host,
+        port=config.server.port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@main.command()
+@config_option
+@redis_option
+def serve(config_path: str, redis_url: str | None) -> None:
+    """Run the webhook receiver and the API alone, without build workers."""
+    config = _load(config_path)
+    _serve(config, _connect(config, redis_url))
+
+
+@main.command()
+@config_option
+@redis_option
+@click.option("--name", default=None, help="Worker name (default: HOST.PID).")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(config_path: str, redis_url: str | None, name: str | None, burst: bool) -> None:
+    """Run one build worker. It builds on the Docker engine that DOCKER_HOST names."""
+    from runners.worker import run_worker
+
+    config = _load(config_path)
+    run_worker(config, _connect(config, redis_url), os.environ, name=name, burst=burst)
+
+
+def _format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+@main.command()
+@config_option
+@redis_option
+@click.option("--repository", default=None, help="Only this repository's builds.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def builds(config_path: str, redis_url: str | None, repository: str | None, limit: int) -> None:
+    """List builds, newest first: id, repository, ref, sha, status, duration, tags."""
+    config = _load(config_path)
+    records = BuildStore(_connect(config, redis_url)).list(limit=limit, repository=repository)
+    rows = [("ID", "REPOSITORY", "REF", "SHA", "STATUS", "DURATION", "TAGS")]
+    rows += [
+        (r.id, r.repository, r.ref, r.sha[:7], r.status.value, _format_duration(r.duration), ",".join(r.tags))
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]))
+
+
+EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCELLED: 2}
+
+
+@main.command()
+@config_option
+@redis_option
+@click.argument("build_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing as the build runs; exit with its result.")
+def logs(config_path: str, redis_url: str | None, build_id: str, follow: bool) -> None:
+    """Print a build's log. With --follow, exit 0 if it succeeded, 1 if it failed, 2 if cancelled."""
+    config = _load(config_path)
+    store = BuildStore(_connect(config, redis_url))
+    record = store.get(build_id)
+    if record is None:
+        raise click.ClickException(f"no build {build_id!r}")
+    printed = 0
+    while True:
+        # Read the status before the lines: a build that ends in between still has every
+        # line printed by the final read below.
+        record = store.get(build_id) or record
+        lines = store.log_lines(build_id, printed)
+        for line in lines:
+            click.echo(line)
+        printed += len(lines)
+        if not follow or record.status.finished:
+            break
+        time.sleep(0.2)
+    if follow:
+        _exit_with(record)
+
+
+def _exit_with(record: BuildRecord) -> None:
+    if record.error:
+        click.echo(f"build {record.id} {record.status.value}: {record.error}", err=True)
+    sys.exit(EXIT_CODES.get(record.status, 1))
+
+
+if __name__ == "__main__":
+    main()

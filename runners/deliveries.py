@@ -1,0 +1,42 @@
+"""Delivery ids already acted on, so a redelivered webhook builds nothing twice.
+
+The key lives for a week: far longer than any RQ job or forge retry window.
+"""
+
+from __future__ import annotations
+
+import json
+
+from redis import Redis
+from redis.client import Pipeline
+
+from runners.records import PREFIX
+
+DELIVERY_TTL_SECONDS = 7 * 24 * 3600
+_PENDING = "pending"
+
+
+class DeliveryLedger:
+    def __init__(self, connection: Redis, prefix: str = PREFIX) -> None:
+        self.connection = connection
+        self.prefix = prefix
+
+    def _key(self, forge: str, delivery_id: str) -> str:
+        return f"{self.prefix}:delivery:{forge}:{delivery_id}"
+
+    def claim(self, forge: str, delivery_id: str) -> list[str] | None:
+        """None if this delivery is new (and now claimed); else the builds it already made."""
+        key = self._key(forge, delivery_id)
+        if self.connection.set(key, _PENDING, nx=True, ex=DELIVERY_TTL_SECONDS):
+            return None
+        value = self.connection.get(key)
+        if value is None or value.decode() == _PENDING:
+            return []
+        return list(json.loads(value))
+
+    def record(self, forge: str, delivery_id: str, build_ids: list[str], pipeline: Pipeline) -> None:
+        pipeline.set(self._key(forge, delivery_id), json.dumps(build_ids), ex=DELIVERY_TTL_SECONDS)
+
+    def release(self, forge: str, delivery_id: str) -> None:
+        """Forget a claim whose builds could not be queued, so a redelivery can try again."""
+        self.connection.delete(self._key(forge, delivery_id))

@@ -1,0 +1,153 @@
+"""Build records and their logs, in Redis.
+
+A record is a hash (`hookbuild:build:{id}`), its log a list (`...:log`) that grows line by
+line while the build runs, so another process can tail it. Listing uses sorted-set indexes
+by creation time (all builds, and per repository), never a scan. Transitions that touch
+several keys go through one pipeline, as RQ does for its registries.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+
+PREFIX = "hookbuild"
+
+
+class BuildStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED)
+
+
+def new_build_id() -> str:
+    """Time-ordered and short: 10 hex digits of milliseconds, 6 random."""
+    return f"{int(time.time() * 1000):010x}{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    id: str
+    forge: str
+    repository: str
+    ref: str
+    sha: str
+    image: str
+    tags: tuple[str, ...]
+    status: BuildStatus = BuildStatus.QUEUED
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    digest: str | None = None
+    digests: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+    delivery_id: str | None = None
+    message: str | None = None
+    pusher: str | None = None
+    worker: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return round(end - self.started_at, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["tags"] = list(self.tags)
+        data["digests"] = dict(self.digests)
+        data["short_sha"] = self.sha[:7]
+        data["duration"] = self.duration
+        return data
+
+    def _to_hash(self) -> dict[str, str]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return {key: json.dumps(value) for key, value in data.items()}
+
+    @classmethod
+    def _from_hash(cls, raw: Mapping[bytes, bytes]) -> BuildRecord:
+        data = {key.decode(): json.loads(value) for key, value in raw.items()}
+        data["status"] = BuildStatus(data["status"])
+        data["tags"] = tuple(data.get("tags") or ())
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class BuildStore:
+    def __init__(self, connection: Redis, prefix: str = PREFIX) -> None:
+        self.connection = connection
+        self.prefix = prefix
+
+    def _key(self, build_id: str) -> str:
+        return f"{self.prefix}:build:{build_id}"
+
+    def _log_key(self, build_id: str) -> str:
+        return f"{self.prefix}:build:{build_id}:log"
+
+    def _index(self, repository: str | None = None) -> str:
+        return f"{self.prefix}:builds:repo:{repository}" if repository else f"{self.prefix}:builds"
+
+    def add(self, record: BuildRecord, pipeline: Pipeline | None = None) -> None:
+        pipe = pipeline if pipeline is not None else self.connection.pipeline()
+        pipe.hset(self._key(record.id), mapping=record._to_hash())
+        pipe.zadd(self._index(), {record.id: record.created_at})
+        pipe.zadd(self._index(record.repository), {record.id: record.created_at})
+        if pipeline is None:
+            pipe.execute()
+
+    def get(self, build_id: str) -> BuildRecord | None:
+        raw = self.connection.hgetall(self._key(build_id))
+        return BuildRecord._from_hash(raw) if raw else None
+
+    def get_many(self, build_ids: Sequence[str]) -> list[BuildRecord]:
+        pipe = self.connection.pipeline(transaction=False)
+        for build_id in build_ids:
+            pipe.hgetall(self._key(build_id))
+        return [BuildRecord._from_hash(raw) for raw in pipe.execute() if raw]
+
+    def list(self, limit: int = 50, offset: int = 0, repository: str | None = None) -> list[BuildRecord]:
+        ids = self.connection.zrevrange(self._index(repository), offset, offset + limit - 1)
+        return self.get_many([i.decode() for i in ids])
+
+    def update(self, build_id: str, pipeline: Pipeline | None = None, **changes: Any) -> None:
+        if "status" in changes:
+            changes["status"] = BuildStatus(changes["status"]).value
+        mapping = {key: json.dumps(value) for key, value in changes.items()}
+        (pipeline if pipeline is not None else self.connection).hset(self._key(build_id), mapping=mapping)
+
+    def start(self, build_id: str, worker: str) -> BuildRecord | None:
+        """queued -> running; None when the build is gone or already finished (cancelled)."""
+        record = self.get(build_id)
+        if record is None or record.status.finished:
+            return None
+        started = replace(record, status=BuildStatus.RUNNING, started_at=time.time(), worker=worker)
+        self.update(build_id, status=started.status, started_at=started.started_at, worker=worker)
+        return started
+
+    def finish(self, build_id: str, status: BuildStatus, **changes: Any) -> None:
+        self.update(build_id, status=status, finished_at=time.time(), **changes)
+
+    def append_log(self, build_id: str, lines: Iterable[str]) -> None:
+        batch = list(lines)
+        if batch:
+            self.connection.rpush(self._log_key(build_id), *batch)
+
+    def log_lines(self, build_id: str, start: int = 0) -> list[str]:
+        return [line.decode() for line in self.connection.lrange(self._log_key(build_id), start, -1)]

@@ -1,0 +1,77 @@
+"""Small builders shared by tests: configs and signed deliveries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from builder.config import Config, parse_config
+from tests.conftest import github_push_body, github_signature
+
+SECRET = "webhook-secret-for-tests"
+
+DOCKERFILE = """FROM hookbuild-test/busybox
+ARG GREETING
+COPY version.txt /version.txt
+RUN echo "$GREETING" > /greeting && cat /version.txt > /commit.txt
+"""
+
+
+def make_config(
+    state_dir: Path,
+    registry_host: str,
+    *,
+    repository: str = "acme/web",
+    image_path: str = "acme/web",
+    rules: str = "      - branch: main\n        tags: [latest, \"{short_sha}\"]\n",
+    registry_auth: tuple[str, str] | None = None,
+    extra_repo: str = "",
+    environ: dict[str, str] | None = None,
+) -> Config:
+    auth = ""
+    if registry_auth:
+        auth = f"    username: {registry_auth[0]}\n    password: ${{REGISTRY_PASSWORD}}\n"
+    text = (
+        f"state_dir: {state_dir}\n"
+        "registries:\n"
+        f"  - host: {registry_host}\n{auth}    insecure: true\n"
+        "repositories:\n"
+        f"  - name: {repository}\n"
+        "    forge: github\n"
+        "    secret: ${WEBHOOK_SECRET}\n"
+        f"    image: {registry_host}/{image_path}\n"
+        "    build_args: {GREETING: hello}\n"
+        f"{extra_repo}"
+        "    rules:\n"
+        f"{rules}"
+    )
+    env = {"WEBHOOK_SECRET": SECRET, **(environ or {})}
+    if registry_auth:
+        env.setdefault("REGISTRY_PASSWORD", registry_auth[1])
+    return parse_config(text, env)
+
+
+def post_github_push(
+    client: TestClient,
+    repository: str,
+    ref: str,
+    sha: str,
+    clone_url: str,
+    *,
+    delivery: str,
+    secret: str = SECRET,
+    message: str = "change",
+) -> tuple[int, dict]:  # type: ignore[type-arg]
+    body = github_push_body(repository, ref, sha, clone_url, message=message)
+    response = client.post(
+        "/hooks/github",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": github_signature(secret, body),
+        },
+    )
+    return response.status_code, response.json()

@@ -1,0 +1,160 @@
+"""Real services for the tests: redis-server, docker-registry, dockerd and git daemon.
+
+Each runs from Debian's binaries on 127.0.0.1 (or a unix socket) in a temporary directory,
+and is stopped at the end of the session. No mocks: the tests talk to the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+BASE_IMAGE = "hookbuild-test/busybox:latest"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 - the service is still starting
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not come up within {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    log: Path
+    log_handle: IO[bytes]
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_handle.close()
+
+
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Service:
+    handle = open(log, "wb")  # noqa: SIM115 - lives as long as the service
+    process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    return Service(process, log, handle)
+
+
+def start_redis(directory: Path, port: int | None = None) -> tuple[Service, int]:
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    service = start(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+         "--appendonly", "yes", "--save", ""],
+        directory / "redis.log",
+    )
+    wait_until(lambda: port_open(port), 10, "redis-server")
+    return service, port
+
+
+def start_registry(directory: Path, htpasswd: tuple[str, str] | None = None) -> tuple[Service, int]:
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    auth = ""
+    if htpasswd:
+        subprocess.run(
+            ["htpasswd", "-Bbc", str(directory / "htpasswd"), *htpasswd], check=True, capture_output=True
+        )
+        auth = f"auth:\n  htpasswd:\n    realm: hookbuild-test\n    path: {directory / 'htpasswd'}\n"
+    (directory / "config.yml").write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
+    )
+    service = start(["docker-registry", "serve", str(directory / "config.yml")], directory / "registry.log")
+    wait_until(lambda: port_open(port), 10, "docker-registry")
+    return service, port
+
+
+def start_dockerd(directory: Path) -> tuple[Service, str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    sock = directory / "docker.sock"
+    service = start(
+        [
+            "dockerd",
+            "--host", f"unix://{sock}",
+            "--data-root", str(directory / "data"),
+            "--exec-root", str(directory / "exec"),
+            "--pidfile", str(directory / "docker.pid"),
+            "--bridge=none", "--iptables=false", "--ip-masq=false",
+        ],
+        directory / "dockerd.log",
+    )
+    host = f"unix://{sock}"
+    wait_until(
+        lambda: subprocess.run(["docker", "-H", host, "version"], capture_output=True).returncode == 0,
+        60,
+        "dockerd",
+    )
+    return service, host
+
+
+def import_busybox(docker_host: str, directory: Path) -> str:
+    """A base image made locally (nothing can be pulled here): Debian's busybox-static."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise RuntimeError("busybox is not installed (apt-get install busybox-static)")
+    rootfs = directory / "rootfs"
+    (rootfs / "bin").mkdir(parents=True, exist_ok=True)
+    (rootfs / "tmp").mkdir(exist_ok=True)
+    shutil.copy(busybox, rootfs / "bin" / "busybox")
+    for applet in ("sh", "echo", "cat", "mkdir", "ls", "test", "true", "false", "sleep", "cp", "wc"):
+        link = rootfs / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    tar = directory / "rootfs.tar"
+    with tarfile.open(tar, "w") as archive:
+        archive.add(rootfs, arcname=".")
+    subprocess.run(
+        ["docker", "-H", docker_host, "import", str(tar), BASE_IMAGE], check=True, capture_output=True
+    )
+    return BASE_IMAGE
+
+
+def start_git_daemon(base: Path) -> tuple[Service, int]:
+    port = free_port()
+    service = start(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={base}",
+         "--listen=127.0.0.1", f"--port={port}", str(base)],
+        base.parent / f"git-daemon-{port}.log",
+    )
+    wait_until(lambda: port_open(port), 10, "git daemon")
+    return service, port
+
+
+def docker_env(host: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["DOCKER_HOST"] = host
+    return env

@@ -1,0 +1,184 @@
+"""A signed GitHub push becomes tagged images in a real registry (real dockerd, Redis, git)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from starlette.testclient import TestClient
+
+from runners.queue import QUEUE_NAME
+from runners.records import BuildStatus, BuildStore
+from runners.worker import run_worker
+from tests.conftest import REGISTRY_USER
+from tests.helpers import DOCKERFILE, make_config, post_github_push
+from tests.registry import RegistryReader
+from tests.services import docker_env, free_port
+from webhooks.app import create_app
+
+pytestmark = pytest.mark.docker
+
+
+def work(config, redis: Redis, docker_host: str) -> None:  # type: ignore[no-untyped-def]
+    run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker")
+
+
+def test_signed_push_builds_exact_commit_and_pushes_every_tag(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo("acme/web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "commit-one\n"})
+    repo.push("main")
+    config = make_config(tmp_path / "state", registry.host, image_path="e2e/web")
+    client = TestClient(create_app(config, redis))
+
+    status, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-1")
+    assert status == 202, answer
+    [build_id] = answer["builds"]
+    # A newer commit lands before the worker starts: the build must still use the pushed one.
+    repo.commit({"version.txt": "commit-two\n"})
+    repo.push("main")
+
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(build_id)
+    assert record is not None
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert registry.tags("e2e/web") == sorted(["latest", sha[:7]])
+    assert record.digest == registry.digest("e2e/web", "latest") == registry.digest("e2e/web", sha[:7])
+    assert registry.read_file("e2e/web", "latest", "/greeting") == "hello\n"
+    assert registry.read_file("e2e/web", sha[:7], "/commit.txt") == "commit-one\n"
+    labels = registry.config("e2e/web", "latest")["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == sha
+    log = BuildStore(redis).log_lines(build_id)
+    # The legacy builder counts the OCI labels as steps of their own, hence no fixed total.
+    assert any(re.match(r"Step 1/\d+ : FROM hookbuild-test/busybox$", line) for line in log), log
+    assert any(re.match(r"Step \d+/\d+ : RUN echo", line) for line in log), log
+    assert f"==> pushed {registry.host}/e2e/web:latest {record.digest}" in log
+
+    api = client.get(f"/api/builds/{build_id}").json()
+    assert api["status"] == "succeeded" and api["digest"] == record.digest
+    assert api["tags"] == ["latest", sha[:7]]
+    assert [b["id"] for b in client.get("/api/builds").json()["builds"]] == [build_id]
+
+
+def test_same_delivery_twice_builds_once(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
+    repo.push("main")
+    config = make_config(tmp_path / "state", registry.host, image_path="dedup/web")
+    client = TestClient(create_app(config, redis))
+
+    first = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id")
+    work(config, redis, docker_host)  # the RQ job is finished and gone from the queue
+    second = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id")
+
+    assert first[0] == 202
+    assert second == (200, {"builds": first[1]["builds"], "duplicate": True})
+    assert len(BuildStore(redis).list()) == 1
+    assert redis.llen(f"rq:queue:{QUEUE_NAME}") == 0
+
+
+def test_bad_signature_builds_nothing(
+    redis: Redis, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
+    config = make_config(tmp_path / "state", registry.host)
+    client = TestClient(create_app(config, redis))
+
+    status, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-bad", secret="wrong"
+    )
+
+    assert status == 401
+    assert "X-Hub-Signature-256 does not match" in answer["error"]
+    assert BuildStore(redis).list() == []
+    assert redis.llen(f"rq:queue:{QUEUE_NAME}") == 0
+
+
+def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo()
+    dockerfile = "FROM hookbuild-test/busybox\nRUN echo about to fail && false\n"
+    sha = repo.commit({"Dockerfile": dockerfile})
+    repo.push("main")
+    config = make_config(tmp_path / "state", registry.host, image_path="fails/web")
+    client = TestClient(create_app(config, redis))
+
+    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-f")
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(answer["builds"][0])
+    assert record is not None and record.status is BuildStatus.FAILED
+    assert record.error is not None and "returned a non-zero code: 1" in record.error
+    log = BuildStore(redis).log_lines(record.id)
+    assert "about to fail" in log
+    assert any("non-zero code: 1" in line for line in log)
+    assert registry.tags("fails/web") == []
+
+
+def test_push_to_registry_with_htpasswd_auth(
+    redis: Redis, docker_host: str, auth_registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "auth\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", auth_registry.host, image_path="auth/web", registry_auth=REGISTRY_USER
+    )
+    client = TestClient(create_app(config, redis))
+
+    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-a")
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(answer["builds"][0])
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record.error
+    assert auth_registry.tags("auth/web") == sorted(["latest", sha[:7]])
+    assert REGISTRY_USER[1] not in "\n".join(BuildStore(redis).log_lines(record.id))
+
+
+def test_wrong_registry_password_fails_with_a_clear_error(
+    redis: Redis, docker_host: str, auth_registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "auth\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", auth_registry.host, image_path="denied/web",
+        registry_auth=(REGISTRY_USER[0], "not-the-password"),
+    )
+    client = TestClient(create_app(config, redis))
+
+    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-w")
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(answer["builds"][0])
+    assert record is not None and record.status is BuildStatus.FAILED
+    assert record.error is not None and "pushing" in record.error
+    assert "unauthorized" in record.error.lower() or "authentication" in record.error.lower()
+    assert auth_registry.tags("denied/web") == []
+
+
+def test_registry_down_fails_the_build_and_says_so(
+    redis: Redis, docker_host: str, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "down\n"})
+    repo.push("main")
+    nothing_listens = f"127.0.0.1:{free_port()}"
+    config = make_config(tmp_path / "state", nothing_listens, image_path="down/web")
+    client = TestClient(create_app(config, redis))
+
+    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-d")
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(answer["builds"][0])
+    assert record is not None and record.status is BuildStatus.FAILED
+    assert record.error is not None and f"pushing {nothing_listens}/down/web:latest" in record.error
+    assert "connection refused" in record.error.lower()

@@ -1,0 +1,44 @@
+"""The Starlette application, wired declaratively in one factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redis import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from builder.config import Config
+from runners.queue import BuildQueue
+from webhooks.api import BuildsApi
+from webhooks.forges import ForgeDriver, default_drivers
+from webhooks.receiver import WebhookReceiver
+
+
+def create_app(
+    config: Config, connection: Redis, drivers: Mapping[str, ForgeDriver] | None = None
+) -> Starlette:
+    queue = BuildQueue(connection)
+    receiver = WebhookReceiver(config, queue, drivers or default_drivers())
+    api = BuildsApi(queue.store)
+
+    async def healthz(_request: Request) -> Response:
+        try:
+            await run_in_threadpool(connection.ping)
+        except RedisError as exc:
+            return JSONResponse({"redis": f"unreachable: {exc}"}, 503)
+        return JSONResponse({"redis": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/hooks/{forge}", receiver.handle, methods=["POST"]),
+            Route("/api/builds", api.list_builds, methods=["GET"]),
+            Route("/api/builds/{build_id}", api.get_build, methods=["GET"]),
+            Route("/api/builds/{build_id}/log", api.get_log, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+    )

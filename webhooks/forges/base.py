@@ -1,0 +1,72 @@
+"""The face every forge driver shows the receiver (Zuul's trigger role): find the
+repository, verify the delivery, parse it into forge-independent push events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from builder.events import PushEvent
+from webhooks.errors import MalformedPayload, SignatureInvalid
+
+Headers = Mapping[str, str]  # header names in lower case, as Starlette gives them
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a delivery means: push events to match against rules, or why it is ignored."""
+
+    events: tuple[PushEvent, ...] = ()
+    ignored: str | None = None
+
+
+class ForgeDriver(Protocol):
+    name: str
+
+    def event_name(self, headers: Headers) -> str | None: ...
+
+    def delivery_id(self, headers: Headers) -> str | None: ...
+
+    def repository_name(self, event: str, payload: Payload) -> str | None:
+        """The repository's full name as configured, or None when the event names none."""
+        ...
+
+    def verify(self, headers: Headers, body: bytes, secret: str) -> None:
+        """Raise `SignatureInvalid` unless the delivery is signed with `secret`."""
+        ...
+
+    def parse(self, event: str, payload: Payload, delivery_id: str | None) -> Parsed: ...
+
+
+def hmac_sha256_hex(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_hex_signature(given: str | None, secret: str, body: bytes, header: str, prefix: str = "") -> None:
+    """Constant-time check of `prefix + hex(HMAC-SHA256(secret, body))`."""
+    if not given:
+        raise SignatureInvalid(f"missing {header} header: set the webhook's secret on the forge")
+    expected = prefix + hmac_sha256_hex(secret, body)
+    if not hmac.compare_digest(given.strip().lower().encode(), expected.encode()):
+        raise SignatureInvalid(f"{header} does not match: the webhook's secret differs from the config")
+
+
+def field(payload: Payload, *path: str) -> Any:
+    """`payload[a][b]...`, or None where any step is missing or not a mapping."""
+    value: Any = payload
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def required_str(payload: Payload, *path: str) -> str:
+    value = field(payload, *path)
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload(f"payload has no {'.'.join(path)}")
+    return value
