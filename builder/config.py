@@ -61,7 +61,7 @@ class _Model(BaseModel):
 
 
 class ServerConfig(_Model):
-    listen: str = "0.0.0.0:8080"  # noqa: S104 - a webhook receiver must be reachable by the forge
+    listen: str = "0.0.0.0:8080"
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
 
     @field_validator("listen")
@@ -192,7 +192,9 @@ class RepositoryConfig(_Model):
 
 
 def _default_state_dir(environ: Mapping[str, str]) -> str:
-    base = environ.get("XDG_STATE_HOME") or os.path.join(environ.get("HOME", "/root"), ".local/state")
+    base = environ.get("XDG_STATE_HOME") or os.path.join(
+        environ.get("HOME", "/root"), ".local/state"
+    )
     return os.path.join(base, "hookbuild")
 
 
@@ -205,6 +207,15 @@ class Config(_Model):
     repositories: list[RepositoryConfig] = Field(default_factory=list)
 
     _by_forge_and_name: dict[tuple[str, str], RepositoryConfig] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_mean_defaults(cls, data: Any) -> Any:
+        # `redis:` followed only by comments reads as null in YAML; it means "defaults".
+        if isinstance(data, dict):
+            empty = {"server": {}, "redis": {}, "registries": [], "repositories": []}
+            data = {k: (empty[k] if v is None and k in empty else v) for k, v in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _index(self) -> Config:
@@ -267,7 +278,9 @@ def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")], str(path)) from exc
+        raise ConfigError(
+            [ConfigProblem("", f"cannot read {path}: {exc.strerror}")], str(path)
+        ) from exc
     return parse_config(text, environ, str(path))
 
 

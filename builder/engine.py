@@ -22,7 +22,15 @@ from builder.errors import BuildFailed, EngineError, RegistryError, from_docker_
 LineSink = Callable[[str], None]
 
 # Transient registry trouble: worth another try. A refused login or a bad name is not.
-_TRANSIENT_PUSH_WORDS = ("connection refused", "timeout", "502", "503", "504", "eof", "reset by peer")
+_TRANSIENT_PUSH_WORDS = (
+    "connection refused",
+    "timeout",
+    "502",
+    "503",
+    "504",
+    "eof",
+    "reset by peer",
+)
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,9 @@ class DockerEngine:
                     detail = chunk.get("errorDetail") or {}
                     reason = (detail.get("message") or chunk.get("error") or "push failed").strip()
                     transient = any(word in reason.lower() for word in _TRANSIENT_PUSH_WORDS)
-                    raise RegistryError(f"pushing {repository}:{tag}: {reason}", transient=transient)
+                    raise RegistryError(
+                        f"pushing {repository}:{tag}: {reason}", transient=transient
+                    )
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = str(aux["Digest"])

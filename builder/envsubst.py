@@ -26,14 +26,19 @@ def location_of(path: tuple[str | int, ...]) -> str:
 
 
 def expand(
-    tree: Any, environ: Mapping[str, str], problems: list[ConfigProblem], path: tuple[str | int, ...] = ()
+    tree: Any,
+    environ: Mapping[str, str],
+    problems: list[ConfigProblem],
+    path: tuple[str | int, ...] = (),
 ) -> Any:
     """Expand references in every string of a YAML tree; unset variables become problems.
 
     `$$` stands for a literal `$`.
     """
     if isinstance(tree, dict):
-        return {key: expand(value, environ, problems, (*path, str(key))) for key, value in tree.items()}
+        return {
+            key: expand(value, environ, problems, (*path, str(key))) for key, value in tree.items()
+        }
     if isinstance(tree, list):
         return [expand(item, environ, problems, (*path, index)) for index, item in enumerate(tree)]
     if not isinstance(tree, str):
@@ -47,9 +52,7 @@ def expand(
             return environ[name]
         if default is not None:
             return default
-        problems.append(
-            ConfigProblem(location_of(path), f"environment variable {name} is not set")
-        )
+        problems.append(ConfigProblem(location_of(path), f"environment variable {name} is not set"))
         return ""
 
     return _REFERENCE.sub(substitute, tree)

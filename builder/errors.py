@@ -88,8 +88,10 @@ def from_git_error(exc: Exception, action: str) -> SourceError:
 def from_docker_error(exc: Exception, action: str) -> EngineError:
     """Translate a docker-py or connection error into an `EngineError`."""
     explanation = getattr(exc, "explanation", None) or str(exc)
-    if "Connection aborted" in explanation or "Connection refused" in explanation or (
-        "FileNotFoundError" in explanation
+    if (
+        "Connection aborted" in explanation
+        or "Connection refused" in explanation
+        or ("FileNotFoundError" in explanation)
     ):
         return EngineError(f"{action}: the Docker engine is not reachable ({redact(explanation)})")
     return EngineError(f"{action}: {redact(explanation)}")

@@ -23,12 +23,14 @@ def _inside(root: Path, relative: str, what: str) -> Path:
     resolved = Path(os.path.realpath(root / relative))
     real_root = Path(os.path.realpath(root))
     if resolved != real_root and real_root not in resolved.parents:
-        raise UnsafePathError(f"{what} {relative!r} leaves the repository (a symlink points outside)")
+        raise UnsafePathError(
+            f"{what} {relative!r} leaves the repository (a symlink points outside)"
+        )
     return resolved
 
 
 def resolve_build_paths(checkout: Path, context: str, dockerfile: str) -> BuildPaths:
-    """Both paths are relative to the repository root, as in `docker build -f DOCKERFILE CONTEXT`."""
+    """Both paths are relative to the repository root, as in `docker build -f FILE CONTEXT`."""
     context_path = _inside(checkout, context, "context")
     dockerfile_path = _inside(checkout, dockerfile, "dockerfile")
     if not context_path.is_dir():

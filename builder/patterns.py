@@ -43,7 +43,9 @@ class RefPattern:
             try:
                 regex = re2.compile(body, _OPTIONS)
             except re2.error as exc:
-                reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                reason = (
+                    exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                )
                 raise PatternError(
                     f"regex {source} is refused: {reason} (patterns use RE2 syntax, which has "
                     "no backreferences or lookaround so that matching always runs in linear time)"

@@ -45,7 +45,9 @@ def oci_labels(plan: BuildPlan, created: datetime) -> dict[str, str]:
 
 
 class Pipeline:
-    def __init__(self, config: Config, engine: DockerEngine, mirrors: MirrorCache, workdir: Path) -> None:
+    def __init__(
+        self, config: Config, engine: DockerEngine, mirrors: MirrorCache, workdir: Path
+    ) -> None:
         self.config = config
         self.engine = engine
         self.mirrors = mirrors

@@ -98,12 +98,20 @@ class _Group:
 
 def _apply(rule: RuleConfig, event: PushEvent) -> tuple[RuleOutcome, list[str], list[str]]:
     if rule.source_type != "any" and rule.source_type != event.ref_type:
-        return RuleOutcome(rule.describe(), False, f"{event.ref} is not a {rule.source_type}"), [], []
+        return (
+            RuleOutcome(rule.describe(), False, f"{event.ref} is not a {rule.source_type}"),
+            [],
+            [],
+        )
     pattern = rule.pattern
     found = pattern.match(event.ref_name) if pattern is not None else None
     if pattern is not None and found is None:
         how = "does not match" if pattern.is_regex else "is not"
-        return RuleOutcome(rule.describe(), False, f"{event.ref_name!r} {how} {pattern.source}"), [], []
+        return (
+            RuleOutcome(rule.describe(), False, f"{event.ref_name!r} {how} {pattern.source}"),
+            [],
+            [],
+        )
     context = TemplateContext(
         branch=event.branch,
         tag=event.tag,
@@ -117,7 +125,9 @@ def _apply(rule: RuleConfig, event: PushEvent) -> tuple[RuleOutcome, list[str], 
         raw = render(template, context)
         tag = raw if is_valid_tag(raw) else to_docker_tag(raw)
         if not tag:
-            notes.append(f"tag template {template!r} gave {raw!r}, which has no valid tag in it: skipped")
+            notes.append(
+                f"tag template {template!r} gave {raw!r}, which has no valid tag in it: skipped"
+            )
             continue
         if tag != raw:
             notes.append(f"tag {raw!r} is not a valid Docker tag: using {tag!r}")

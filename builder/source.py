@@ -104,7 +104,11 @@ class MirrorCache:
         shown = redact(clone_url, secrets)
         # The pushed ref first (cheap, and usually holds the commit); then the commit by id,
         # for a ref that has moved on since; then every branch and tag.
-        attempts = [[f"+{ref}:{ref}"], [sha], ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]]
+        attempts = [
+            [f"+{ref}:{ref}"],
+            [sha],
+            ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+        ]
         last_error: Exception | None = None
         for refspecs in attempts:
             log(f"fetching {' '.join(refspecs)} from {shown}")
@@ -120,10 +124,14 @@ class MirrorCache:
         raise SourceError(f"commit {sha} is not in {shown} (was it force-pushed away?)")
 
     @staticmethod
-    def _reachable_error(exc: git.GitCommandError) -> bool:
+    def _reachable_error(exc: Exception) -> bool:
         """True when git reached the server and only the object was missing."""
-        text = str(exc.stderr or "").lower()
-        return "not our ref" in text or "couldn't find remote ref" in text or "no such remote ref" in text
+        text = str(getattr(exc, "stderr", "") or "").lower()
+        return (
+            "not our ref" in text
+            or "couldn't find remote ref" in text
+            or "no such remote ref" in text
+        )
 
     @staticmethod
     def _archive(repo: git.Repo, sha: str, dest: Path) -> None:

@@ -67,7 +67,9 @@ def check_template(template: str, group_count: int, group_names: frozenset[str])
                 )
             continue
         known = ", ".join([*sorted(REF_VARIABLES | group_names), "1..9"])
-        raise TemplateError(f"unknown template variable {{{name}}} in {template!r} (known: {known})")
+        raise TemplateError(
+            f"unknown template variable {{{name}}} in {template!r} (known: {known})"
+        )
 
 
 def render(template: str, context: TemplateContext) -> str:

@@ -84,7 +84,12 @@ def check(config_file: str) -> None:
 
 @main.command()
 @config_option
-@click.option("--workers", type=click.IntRange(0, 64), default=None, help="Build workers (default: the config's `workers`).")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Build workers (default: the config's `workers`).",
+)
 def up(config_path: str, workers: int | None) -> None:
     """Run the webhook server and the build workers in one process tree.
 
@@ -119,7 +124,16 @@ class _WorkerSupervisor:
     """Keeps N `hookbuild worker` processes running; a worker that dies is started again."""
 
     def __init__(self, config_path: str, redis_url: str, count: int) -> None:
-        self.command = [sys.executable, "-m", "runners.cli", "worker", "--config", config_path, "--redis-url", redis_url]
+        self.command = [
+            sys.executable,
+            "-m",
+            "runners.cli",
+            "worker",
+            "--config",
+            config_path,
+            "--redis-url",
+            redis_url,
+        ]
         self.count = count
         self.processes: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
@@ -133,7 +147,10 @@ class _WorkerSupervisor:
         while not self._stopping.wait(1.0):
             for index, process in enumerate(self.processes):
                 if process.poll() is not None and not self._stopping.is_set():
-                    click.echo(f"hookbuild: worker exited with {process.returncode}; starting another", err=True)
+                    click.echo(
+                        f"hookbuild: worker exited with {process.returncode}; starting another",
+                        err=True,
+                    )
                     self.processes[index] = subprocess.Popen(self.command)
 
     def stop(self, grace: float = 30.0) -> None:
@@ -199,15 +216,25 @@ def _format_duration(seconds: float | None) -> str:
 def builds(config_path: str, redis_url: str | None, repository: str | None, limit: int) -> None:
     """List builds, newest first: id, repository, ref, sha, status, duration, tags."""
     config = _load(config_path)
-    records = BuildStore(_connect(config, redis_url)).list(limit=limit, repository=repository)
+    records = BuildStore(_connect(config, redis_url)).recent(limit=limit, repository=repository)
     rows = [("ID", "REPOSITORY", "REF", "SHA", "STATUS", "DURATION", "TAGS")]
     rows += [
-        (r.id, r.repository, r.ref, r.sha[:7], r.status.value, _format_duration(r.duration), ",".join(r.tags))
+        (
+            r.id,
+            r.repository,
+            r.ref,
+            r.sha[:7],
+            r.status.value,
+            _format_duration(r.duration),
+            ",".join(r.tags),
+        )
         for r in records
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        click.echo("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]))
+        click.echo(
+            "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]])
+        )
 
 
 EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCELLED: 2}
@@ -217,9 +244,15 @@ EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCE
 @config_option
 @redis_option
 @click.argument("build_id")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing as the build runs; exit with its result.")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing as the build runs; exit with its result."
+)
 def logs(config_path: str, redis_url: str | None, build_id: str, follow: bool) -> None:
-    """Print a build's log. With --follow, exit 0 if it succeeded, 1 if it failed, 2 if cancelled."""
+    """Print a build's log.
+
+    With --follow, keep printing as the build runs, then exit 0 if it succeeded, 1 if it
+    failed, 2 if it was cancelled.
+    """
     config = _load(config_path)
     store = BuildStore(_connect(config, redis_url))
     record = store.get(build_id)

@@ -10,7 +10,7 @@ import json
 from redis import Redis
 from redis.client import Pipeline
 
-from runners.records import PREFIX
+from runners.records import PREFIX, text
 
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 _PENDING = "pending"
@@ -30,11 +30,13 @@ class DeliveryLedger:
         if self.connection.set(key, _PENDING, nx=True, ex=DELIVERY_TTL_SECONDS):
             return None
         value = self.connection.get(key)
-        if value is None or value.decode() == _PENDING:
+        if value is None or text(value) == _PENDING:
             return []
         return list(json.loads(value))
 
-    def record(self, forge: str, delivery_id: str, build_ids: list[str], pipeline: Pipeline) -> None:
+    def record(
+        self, forge: str, delivery_id: str, build_ids: list[str], pipeline: Pipeline
+    ) -> None:
         pipeline.set(self._key(forge, delivery_id), json.dumps(build_ids), ex=DELIVERY_TTL_SECONDS)
 
     def release(self, forge: str, delivery_id: str) -> None:

@@ -64,7 +64,9 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
         return {"status": "failed", "error": str(exc)}
     except Exception as exc:
         log(f"==> FAILED: internal error: {type(exc).__name__}: {exc}")
-        store.finish(build_id, BuildStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        store.finish(
+            build_id, BuildStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
+        )
         raise
     log(f"==> succeeded in {time.monotonic() - started:.1f}s: {', '.join(plan.image_refs())}")
     store.finish(build_id, BuildStatus.SUCCEEDED, digest=result.digest, digests=result.digests)

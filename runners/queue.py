@@ -30,7 +30,9 @@ class BuildQueue:
         self.store = BuildStore(connection)
         self.ledger = DeliveryLedger(connection)
 
-    def submit(self, plans: Sequence[BuildPlan], delivery: tuple[str, str] | None = None) -> list[str]:
+    def submit(
+        self, plans: Sequence[BuildPlan], delivery: tuple[str, str] | None = None
+    ) -> list[str]:
         """Queue every plan; record the delivery `(forge, id)` as done in the same transaction."""
         records = [
             BuildRecord(

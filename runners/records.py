@@ -13,8 +13,8 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -22,7 +22,7 @@ from redis.client import Pipeline
 PREFIX = "hookbuild"
 
 
-class BuildStatus(str, Enum):
+class BuildStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -32,6 +32,11 @@ class BuildStatus(str, Enum):
     @property
     def finished(self) -> bool:
         return self in (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED)
+
+
+def text(value: bytes | str) -> str:
+    """redis-py returns bytes (we never set decode_responses); its types allow str too."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def new_build_id() -> str:
@@ -82,8 +87,8 @@ class BuildRecord:
         return {key: json.dumps(value) for key, value in data.items()}
 
     @classmethod
-    def _from_hash(cls, raw: Mapping[bytes, bytes]) -> BuildRecord:
-        data = {key.decode(): json.loads(value) for key, value in raw.items()}
+    def _from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> BuildRecord:
+        data = {text(key): json.loads(value) for key, value in raw.items()}
         data["status"] = BuildStatus(data["status"])
         data["tags"] = tuple(data.get("tags") or ())
         known = cls.__dataclass_fields__
@@ -106,7 +111,7 @@ class BuildStore:
 
     def add(self, record: BuildRecord, pipeline: Pipeline | None = None) -> None:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
-        pipe.hset(self._key(record.id), mapping=record._to_hash())
+        pipe.hset(self._key(record.id), mapping=cast(Any, record._to_hash()))
         pipe.zadd(self._index(), {record.id: record.created_at})
         pipe.zadd(self._index(record.repository), {record.id: record.created_at})
         if pipeline is None:
@@ -122,15 +127,19 @@ class BuildStore:
             pipe.hgetall(self._key(build_id))
         return [BuildRecord._from_hash(raw) for raw in pipe.execute() if raw]
 
-    def list(self, limit: int = 50, offset: int = 0, repository: str | None = None) -> list[BuildRecord]:
+    def recent(
+        self, limit: int = 50, offset: int = 0, repository: str | None = None
+    ) -> list[BuildRecord]:
+        """Newest first, from the creation-time index (all builds, or one repository's)."""
         ids = self.connection.zrevrange(self._index(repository), offset, offset + limit - 1)
-        return self.get_many([i.decode() for i in ids])
+        return self.get_many([text(cast(bytes, i)) for i in ids])
 
     def update(self, build_id: str, pipeline: Pipeline | None = None, **changes: Any) -> None:
         if "status" in changes:
             changes["status"] = BuildStatus(changes["status"]).value
         mapping = {key: json.dumps(value) for key, value in changes.items()}
-        (pipeline if pipeline is not None else self.connection).hset(self._key(build_id), mapping=mapping)
+        target = pipeline if pipeline is not None else self.connection
+        target.hset(self._key(build_id), mapping=cast(Any, mapping))
 
     def start(self, build_id: str, worker: str) -> BuildRecord | None:
         """queued -> running; None when the build is gone or already finished (cancelled)."""
@@ -150,4 +159,4 @@ class BuildStore:
             self.connection.rpush(self._log_key(build_id), *batch)
 
     def log_lines(self, build_id: str, start: int = 0) -> list[str]:
-        return [line.decode() for line in self.connection.lrange(self._log_key(build_id), start, -1)]
+        return [text(line) for line in self.connection.lrange(self._log_key(build_id), start, -1)]

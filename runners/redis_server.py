@@ -48,14 +48,22 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             [
                 binary,
-                "--port", "0",
-                "--unixsocket", str(self.socket),
-                "--unixsocketperm", "700",
-                "--dir", str(self.directory),
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
-                "--save", "",
-                "--logfile", str(self.directory / "redis.log"),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--logfile",
+                str(self.directory / "redis.log"),
             ],
             stdin=subprocess.DEVNULL,
         )
@@ -63,7 +71,8 @@ class PrivateRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise HookbuildError(
-                    f"redis-server exited with {self.process.returncode}; see {self.directory / 'redis.log'}"
+                    f"redis-server exited with {self.process.returncode}; "
+                    f"see {self.directory / 'redis.log'}"
                 )
             if self.running():
                 return

@@ -31,5 +31,7 @@ def run_worker(
     name = name or default_worker_name()
     install(WorkerContext(config=config, environ=dict(environ), name=name))
     worker_class = SimpleWorker if in_process else Worker
-    worker = worker_class([Queue(QUEUE_NAME, connection=connection)], connection=connection, name=name)
+    worker = worker_class(
+        [Queue(QUEUE_NAME, connection=connection)], connection=connection, name=name
+    )
     return bool(worker.work(burst=burst, logging_level="INFO"))

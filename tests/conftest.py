@@ -20,7 +20,9 @@ from tests.registry import RegistryReader
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
 if not FIXTURES.exists():  # CI clones main into another folder with shared/ beside it
-    FIXTURES = Path(os.environ.get("HOOKBUILD_FIXTURES", Path.cwd().parent / "shared/fixtures/webhooks"))
+    FIXTURES = Path(
+        os.environ.get("HOOKBUILD_FIXTURES", Path.cwd().parent / "shared/fixtures/webhooks")
+    )
 REGISTRY_USER = ("hookbuild", "registry-secret-123")
 
 
@@ -92,11 +94,15 @@ def git_daemon(service_root: Path) -> Iterator[tuple[Path, int]]:
 def git(cwd: Path, *args: str) -> str:
     env = {
         **os.environ,
-        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
         "GIT_CONFIG_GLOBAL": "/dev/null",
     }
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
     return done.stdout.strip()
 
 
@@ -120,7 +126,7 @@ class GitRepo:
         return git(self.work, "rev-parse", "HEAD")
 
     def push(self, ref: str = "main") -> None:
-        git(self.work, "push", "-q", "--force", str(self.bare), f"HEAD:{ref}" if "/" not in ref else f"HEAD:{ref}")
+        git(self.work, "push", "-q", "--force", str(self.bare), f"HEAD:{ref}")
 
     def tag(self, name: str) -> str:
         git(self.work, "tag", "-f", name)
@@ -153,7 +159,13 @@ def github_signature(secret: str, body: bytes) -> str:
 
 
 def github_push_body(
-    repository: str, ref: str, after: str, clone_url: str, *, before: str = "0" * 40, message: str = "change"
+    repository: str,
+    ref: str,
+    after: str,
+    clone_url: str,
+    *,
+    before: str = "0" * 40,
+    message: str = "change",
 ) -> bytes:
     """A real GitHub push payload (from the shared fixtures) pointed at our repository."""
     payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))

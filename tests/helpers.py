@@ -24,7 +24,7 @@ def make_config(
     *,
     repository: str = "acme/web",
     image_path: str = "acme/web",
-    rules: str = "      - branch: main\n        tags: [latest, \"{short_sha}\"]\n",
+    rules: str = '      - branch: main\n        tags: [latest, "{short_sha}"]\n',
     registry_auth: tuple[str, str] | None = None,
     extra_repo: str = "",
     environ: dict[str, str] | None = None,

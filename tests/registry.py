@@ -28,7 +28,9 @@ class RegistryReader:
 
     def _get(self, path: str, accept: str | None = None) -> httpx.Response:
         headers = {"Accept": accept} if accept else {}
-        return httpx.get(f"http://{self.host}/v2/{path}", headers=headers, auth=self.auth, timeout=10)
+        return httpx.get(
+            f"http://{self.host}/v2/{path}", headers=headers, auth=self.auth, timeout=10
+        )
 
     def tags(self, repository: str) -> list[str]:
         response = self._get(f"{repository}/tags/list")

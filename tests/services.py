@@ -63,7 +63,9 @@ class Service:
 
 def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Service:
     handle = open(log, "wb")  # noqa: SIM115 - lives as long as the service
-    process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+    )
     return Service(process, log, handle)
 
 
@@ -71,8 +73,19 @@ def start_redis(directory: Path, port: int | None = None) -> tuple[Service, int]
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     service = start(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
-         "--appendonly", "yes", "--save", ""],
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
         directory / "redis.log",
     )
     wait_until(lambda: port_open(port), 10, "redis-server")
@@ -85,15 +98,22 @@ def start_registry(directory: Path, htpasswd: tuple[str, str] | None = None) -> 
     auth = ""
     if htpasswd:
         subprocess.run(
-            ["htpasswd", "-Bbc", str(directory / "htpasswd"), *htpasswd], check=True, capture_output=True
+            ["htpasswd", "-Bbc", str(directory / "htpasswd"), *htpasswd],
+            check=True,
+            capture_output=True,
         )
-        auth = f"auth:\n  htpasswd:\n    realm: hookbuild-test\n    path: {directory / 'htpasswd'}\n"
+        auth = (
+            f"auth:\n  htpasswd:\n    realm: hookbuild-test\n    path: {directory / 'htpasswd'}\n"
+        )
     (directory / "config.yml").write_text(
         "version: 0.1\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
+        "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n" + auth
     )
-    service = start(["docker-registry", "serve", str(directory / "config.yml")], directory / "registry.log")
+    service = start(
+        ["docker-registry", "serve", str(directory / "config.yml")], directory / "registry.log"
+    )
     wait_until(lambda: port_open(port), 10, "docker-registry")
     return service, port
 
@@ -104,17 +124,25 @@ def start_dockerd(directory: Path) -> tuple[Service, str]:
     service = start(
         [
             "dockerd",
-            "--host", f"unix://{sock}",
-            "--data-root", str(directory / "data"),
-            "--exec-root", str(directory / "exec"),
-            "--pidfile", str(directory / "docker.pid"),
-            "--bridge=none", "--iptables=false", "--ip-masq=false",
+            "--host",
+            f"unix://{sock}",
+            "--data-root",
+            str(directory / "data"),
+            "--exec-root",
+            str(directory / "exec"),
+            "--pidfile",
+            str(directory / "docker.pid"),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
         ],
         directory / "dockerd.log",
     )
     host = f"unix://{sock}"
     wait_until(
-        lambda: subprocess.run(["docker", "-H", host, "version"], capture_output=True).returncode == 0,
+        lambda: (
+            subprocess.run(["docker", "-H", host, "version"], capture_output=True).returncode == 0
+        ),
         60,
         "dockerd",
     )
@@ -130,7 +158,19 @@ def import_busybox(docker_host: str, directory: Path) -> str:
     (rootfs / "bin").mkdir(parents=True, exist_ok=True)
     (rootfs / "tmp").mkdir(exist_ok=True)
     shutil.copy(busybox, rootfs / "bin" / "busybox")
-    for applet in ("sh", "echo", "cat", "mkdir", "ls", "test", "true", "false", "sleep", "cp", "wc"):
+    for applet in (
+        "sh",
+        "echo",
+        "cat",
+        "mkdir",
+        "ls",
+        "test",
+        "true",
+        "false",
+        "sleep",
+        "cp",
+        "wc",
+    ):
         link = rootfs / "bin" / applet
         if not link.exists():
             link.symlink_to("busybox")
@@ -138,7 +178,9 @@ def import_busybox(docker_host: str, directory: Path) -> str:
     with tarfile.open(tar, "w") as archive:
         archive.add(rootfs, arcname=".")
     subprocess.run(
-        ["docker", "-H", docker_host, "import", str(tar), BASE_IMAGE], check=True, capture_output=True
+        ["docker", "-H", docker_host, "import", str(tar), BASE_IMAGE],
+        check=True,
+        capture_output=True,
     )
     return BASE_IMAGE
 
@@ -146,8 +188,17 @@ def import_busybox(docker_host: str, directory: Path) -> str:
 def start_git_daemon(base: Path) -> tuple[Service, int]:
     port = free_port()
     service = start(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={base}",
-         "--listen=127.0.0.1", f"--port={port}", str(base)],
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
         base.parent / f"git-daemon-{port}.log",
     )
     wait_until(lambda: port_open(port), 10, "git daemon")

@@ -22,11 +22,17 @@ pytestmark = pytest.mark.docker
 
 
 def work(config, redis: Redis, docker_host: str) -> None:  # type: ignore[no-untyped-def]
-    run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker")
+    run_worker(
+        config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker"
+    )
 
 
 def test_signed_push_builds_exact_commit_and_pushes_every_tag(
-    redis: Redis, docker_host: str, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo("acme/web")
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "commit-one\n"})
@@ -34,7 +40,9 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     config = make_config(tmp_path / "state", registry.host, image_path="e2e/web")
     client = TestClient(create_app(config, redis))
 
-    status, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-1")
+    status, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-1"
+    )
     assert status == 202, answer
     [build_id] = answer["builds"]
     # A newer commit lands before the worker starts: the build must still use the pushed one.
@@ -47,7 +55,9 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     assert record is not None
     assert record.status is BuildStatus.SUCCEEDED, record.error
     assert registry.tags("e2e/web") == sorted(["latest", sha[:7]])
-    assert record.digest == registry.digest("e2e/web", "latest") == registry.digest("e2e/web", sha[:7])
+    assert (
+        record.digest == registry.digest("e2e/web", "latest") == registry.digest("e2e/web", sha[:7])
+    )
     assert registry.read_file("e2e/web", "latest", "/greeting") == "hello\n"
     assert registry.read_file("e2e/web", sha[:7], "/commit.txt") == "commit-one\n"
     labels = registry.config("e2e/web", "latest")["config"]["Labels"]
@@ -65,7 +75,11 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
 
 
 def test_same_delivery_twice_builds_once(
-    redis: Redis, docker_host: str, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
@@ -73,18 +87,25 @@ def test_same_delivery_twice_builds_once(
     config = make_config(tmp_path / "state", registry.host, image_path="dedup/web")
     client = TestClient(create_app(config, redis))
 
-    first = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id")
+    first = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id"
+    )
     work(config, redis, docker_host)  # the RQ job is finished and gone from the queue
-    second = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id")
+    second = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id"
+    )
 
     assert first[0] == 202
     assert second == (200, {"builds": first[1]["builds"], "duplicate": True})
-    assert len(BuildStore(redis).list()) == 1
+    assert len(BuildStore(redis).recent()) == 1
     assert redis.llen(f"rq:queue:{QUEUE_NAME}") == 0
 
 
 def test_bad_signature_builds_nothing(
-    redis: Redis, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    registry: RegistryReader,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
@@ -97,12 +118,16 @@ def test_bad_signature_builds_nothing(
 
     assert status == 401
     assert "X-Hub-Signature-256 does not match" in answer["error"]
-    assert BuildStore(redis).list() == []
+    assert BuildStore(redis).recent() == []
     assert redis.llen(f"rq:queue:{QUEUE_NAME}") == 0
 
 
 def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
-    redis: Redis, docker_host: str, registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo()
     dockerfile = "FROM hookbuild-test/busybox\nRUN echo about to fail && false\n"
@@ -111,7 +136,9 @@ def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
     config = make_config(tmp_path / "state", registry.host, image_path="fails/web")
     client = TestClient(create_app(config, redis))
 
-    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-f")
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-f"
+    )
     work(config, redis, docker_host)
 
     record = BuildStore(redis).get(answer["builds"][0])
@@ -124,7 +151,11 @@ def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
 
 
 def test_push_to_registry_with_htpasswd_auth(
-    redis: Redis, docker_host: str, auth_registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    docker_host: str,
+    auth_registry: RegistryReader,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "auth\n"})
@@ -134,7 +165,9 @@ def test_push_to_registry_with_htpasswd_auth(
     )
     client = TestClient(create_app(config, redis))
 
-    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-a")
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-a"
+    )
     work(config, redis, docker_host)
 
     record = BuildStore(redis).get(answer["builds"][0])
@@ -144,18 +177,26 @@ def test_push_to_registry_with_htpasswd_auth(
 
 
 def test_wrong_registry_password_fails_with_a_clear_error(
-    redis: Redis, docker_host: str, auth_registry: RegistryReader, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    docker_host: str,
+    auth_registry: RegistryReader,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "auth\n"})
     repo.push("main")
     config = make_config(
-        tmp_path / "state", auth_registry.host, image_path="denied/web",
+        tmp_path / "state",
+        auth_registry.host,
+        image_path="denied/web",
         registry_auth=(REGISTRY_USER[0], "not-the-password"),
     )
     client = TestClient(create_app(config, redis))
 
-    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-w")
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-w"
+    )
     work(config, redis, docker_host)
 
     record = BuildStore(redis).get(answer["builds"][0])
@@ -166,7 +207,10 @@ def test_wrong_registry_password_fails_with_a_clear_error(
 
 
 def test_registry_down_fails_the_build_and_says_so(
-    redis: Redis, docker_host: str, make_repo, tmp_path: Path  # type: ignore[no-untyped-def]
+    redis: Redis,
+    docker_host: str,
+    make_repo,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "down\n"})
@@ -175,7 +219,9 @@ def test_registry_down_fails_the_build_and_says_so(
     config = make_config(tmp_path / "state", nothing_listens, image_path="down/web")
     client = TestClient(create_app(config, redis))
 
-    _, answer = post_github_push(client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-d")
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-d"
+    )
     work(config, redis, docker_host)
 
     record = BuildStore(redis).get(answer["builds"][0])

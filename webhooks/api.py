@@ -25,7 +25,7 @@ class BuildsApi:
         limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
         offset = _int(request.query_params.get("offset"), 0, 0, 10**9)
         repository = request.query_params.get("repository") or None
-        records = await run_in_threadpool(self.store.list, limit, offset, repository)
+        records = await run_in_threadpool(self.store.recent, limit, offset, repository)
         return JSONResponse(
             {"builds": [r.to_json() for r in records], "limit": limit, "offset": offset}
         )

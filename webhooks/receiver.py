@@ -27,7 +27,9 @@ from webhooks.forges.base import ForgeDriver
 
 
 class WebhookReceiver:
-    def __init__(self, config: Config, queue: BuildQueue, drivers: Mapping[str, ForgeDriver]) -> None:
+    def __init__(
+        self, config: Config, queue: BuildQueue, drivers: Mapping[str, ForgeDriver]
+    ) -> None:
         self.config = config
         self.queue = queue
         self.drivers = drivers

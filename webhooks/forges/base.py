@@ -46,13 +46,17 @@ def hmac_sha256_hex(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def check_hex_signature(given: str | None, secret: str, body: bytes, header: str, prefix: str = "") -> None:
+def check_hex_signature(
+    given: str | None, secret: str, body: bytes, header: str, prefix: str = ""
+) -> None:
     """Constant-time check of `prefix + hex(HMAC-SHA256(secret, body))`."""
     if not given:
         raise SignatureInvalid(f"missing {header} header: set the webhook's secret on the forge")
     expected = prefix + hmac_sha256_hex(secret, body)
     if not hmac.compare_digest(given.strip().lower().encode(), expected.encode()):
-        raise SignatureInvalid(f"{header} does not match: the webhook's secret differs from the config")
+        raise SignatureInvalid(
+            f"{header} does not match: the webhook's secret differs from the config"
+        )
 
 
 def field(payload: Payload, *path: str) -> Any:

@@ -29,7 +29,11 @@ class GitHubDriver:
     def verify(self, headers: Headers, body: bytes, secret: str) -> None:
         # Only the SHA-256 header: the legacy SHA-1 `X-Hub-Signature` is not accepted.
         check_hex_signature(
-            headers.get("x-hub-signature-256"), secret, body, "X-Hub-Signature-256", prefix="sha256="
+            headers.get("x-hub-signature-256"),
+            secret,
+            body,
+            "X-Hub-Signature-256",
+            prefix="sha256=",
         )
 
     def parse(self, event: str, payload: Payload, delivery_id: str | None) -> Parsed:

@@ -1,0 +1,129 @@
+"""Config loading: env references, validation errors with locations, `hookbuild check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from builder.config import parse_config
+from builder.errors import ConfigError
+from runners.cli import main
+
+GOOD = """
+registries:
+  - host: localhost:5000
+    username: ${REGISTRY_USER:-}
+    password: ${REGISTRY_PASSWORD:-}
+    insecure: true
+repositories:
+  - name: acme/web
+    forge: github
+    secret: ${ACME_WEB_SECRET}
+    image: localhost:5000/acme/web
+    build_args: {GREETING: hello, N: 3}
+    rules:
+      - branch: main
+        tags: [latest, "{short_sha}"]
+      - branch: /^release-(.+)$/
+        tags: ["release-{1}"]
+      - tag: /^v(?P<version>[0-9.]+)$/
+        tags: ["{version}", "{\\\\1}"]
+"""
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, environ or {})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_env_references_and_defaults_are_expanded() -> None:
+    config = parse_config(GOOD, {"ACME_WEB_SECRET": "s3cret", "HOME": "/home/u"})
+    repository = config.repository("github", "acme/web")
+    assert repository is not None and repository.secret == "s3cret"
+    assert repository.build_args == {"GREETING": "hello", "N": "3"}
+    assert config.registries[0].username == "" and not config.registries[0].has_credentials
+    assert config.server.listen == "0.0.0.0:8080"
+    assert config.server.max_body_bytes == 26214400
+    assert config.workers == 2
+    assert config.state_dir == "/home/u/.local/state/hookbuild"
+
+
+def test_unset_variable_is_named_with_its_location() -> None:
+    assert problems(GOOD) == [
+        "repositories[0].secret: environment variable ACME_WEB_SECRET is not set"
+    ]
+
+
+def test_every_problem_is_reported_with_where_it_is() -> None:
+    text = """
+server: {listen: nowhere, max_body_bytes: 0}
+workers: 0
+repositories:
+  - name: acme/web
+    forge: gitbucket
+    secret: x
+    image: localhost:5000/acme/web:latest
+    colour: blue
+    rules:
+      - branch: main
+        tags: ["{shortsha}"]
+      - branch: /^release-(.+)$/
+        tags: ["release-{2}"]
+      - branch: /(a)\\1/
+      - branch: main
+        tag: v1
+"""
+    found = problems(text)
+    assert "server.listen: expected HOST:PORT, got 'nowhere'" in found
+    assert any(p.startswith("server.max_body_bytes: ") for p in found)
+    assert any(p.startswith("workers: ") for p in found)
+    assert any(p.startswith("repositories[0].forge: unknown forge 'gitbucket'") for p in found)
+    assert "repositories[0].colour: unknown key 'colour'" in found
+    assert any(p.startswith("repositories[0].image: give the image without a tag") for p in found)
+    assert any(
+        p.startswith("repositories[0].rules[0].tags[0]: unknown template variable {shortsha}")
+        for p in found
+    )
+    assert (
+        "repositories[0].rules[1].tags[0]: {2} in 'release-{2}' needs regex group 2, "
+        "but the pattern has 1" in found
+    )
+    assert any(
+        p.startswith("repositories[0].rules[2].branch: regex /(a)\\1/ is refused") for p in found
+    )
+    assert "repositories[0].rules[3]: a rule has either `branch:` or `tag:`, not both" in found
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    assert problems("repositories:\n  - name: [unclosed\n")[0].startswith("line 3, column 1: ")
+
+
+def test_duplicate_repository_is_an_error() -> None:
+    repo = "  - {name: a/b, forge: github, secret: s, image: r/a, rules: [{branch: main}]}\n"
+    found = problems("repositories:\n" + repo + repo)
+    assert any("repeats github repository 'a/b'" in p for p in found)
+
+
+def test_check_command_prints_errors_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "builds.yml"
+    bad.write_text(GOOD.replace("branch: main", "branch: /(/"))
+    result = CliRunner().invoke(main, ["check", str(bad)], env={"ACME_WEB_SECRET": "x"})
+    assert result.exit_code == 1
+    assert "repositories[0].rules[0].branch: regex /(/ is refused" in result.output
+
+
+def test_check_command_accepts_a_good_file(tmp_path: Path) -> None:
+    good = tmp_path / "builds.yml"
+    good.write_text(GOOD)
+    result = CliRunner().invoke(main, ["check", str(good)], env={"ACME_WEB_SECRET": "x"})
+    assert result.exit_code == 0, result.output
+    assert "ok (1 repositories, 3 rules)" in result.output
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[1] / "builds.example.yml"
+    config = parse_config(example.read_text(), {"ACME_WEB_SECRET": "x", "HOME": "/root"})
+    assert config.repositories, "the documented example configures at least one repository"
