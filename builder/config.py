@@ -213,7 +213,12 @@ class Config(_Model):
     def _empty_sections_mean_defaults(cls, data: Any) -> Any:
         # `redis:` followed only by comments reads as null in YAML; it means "defaults".
         if isinstance(data, dict):
-            empty = {"server": {}, "redis": {}, "registries": [], "repositories": []}
+            empty: dict[str, Any] = {
+                "server": {},
+                "redis": {},
+                "registries": [],
+                "repositories": [],
+            }
             data = {k: (empty[k] if v is None and k in empty else v) for k, v in data.items()}
         return data
 
