@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -167,17 +169,34 @@ class _WorkerSupervisor:
 
 
 def _serve(config: Config, connection: Redis) -> None:
+    """Serve the app until SIGINT or SIGTERM, then return (so callers can clean up)."""
     import uvicorn
 
     from webhooks.app import create_app
 
-    uvicorn.run(
-        create_app(config, connection),
-        host=config.server.host,
-        port=config.server.port,
-        log_level="info",
-        access_log=False,
-    )
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises a captured signal once it has shut down, which would end
+            # `hookbuild up` before it stops its workers and its Redis. Here a signal means
+            # "shut down and return".
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    Server(
+        uvicorn.Config(
+            create_app(config, connection),
+            host=config.server.host,
+            port=config.server.port,
+            log_level="info",
+            access_log=False,
+        )
+    ).run()
 
 
 @main.command()

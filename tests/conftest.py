@@ -7,10 +7,9 @@ import hmac
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis import Redis
@@ -134,8 +133,11 @@ class GitRepo:
         return git(self.work, "rev-parse", "HEAD")
 
 
+MakeRepo = Callable[..., GitRepo]
+
+
 @pytest.fixture
-def make_repo(git_daemon: tuple[Path, int], tmp_path: Path) -> Any:
+def make_repo(git_daemon: tuple[Path, int], tmp_path: Path) -> MakeRepo:
     base, port = git_daemon
 
     def make(name: str = "acme/web") -> GitRepo:

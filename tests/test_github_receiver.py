@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,7 @@ def test_oversized_body_is_413_before_reading_it(client: TestClient, redis: Redi
 
 
 def test_oversized_chunked_body_is_413(client: TestClient, redis: Redis) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(30):
             yield b"x" * 10_000
 

@@ -9,10 +9,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
+from builder.config import Config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
-from tests.conftest import REGISTRY_USER
+from tests.conftest import REGISTRY_USER, MakeRepo
 from tests.helpers import DOCKERFILE, make_config, post_github_push
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port
@@ -21,7 +22,7 @@ from webhooks.app import create_app
 pytestmark = pytest.mark.docker
 
 
-def work(config, redis: Redis, docker_host: str) -> None:  # type: ignore[no-untyped-def]
+def work(config: Config, redis: Redis, docker_host: str) -> None:
     run_worker(
         config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker"
     )
@@ -31,8 +32,8 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     redis: Redis,
     docker_host: str,
     registry: RegistryReader,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo("acme/web")
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "commit-one\n"})
@@ -78,8 +79,8 @@ def test_same_delivery_twice_builds_once(
     redis: Redis,
     docker_host: str,
     registry: RegistryReader,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
@@ -104,8 +105,8 @@ def test_same_delivery_twice_builds_once(
 def test_bad_signature_builds_nothing(
     redis: Redis,
     registry: RegistryReader,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
@@ -126,8 +127,8 @@ def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
     redis: Redis,
     docker_host: str,
     registry: RegistryReader,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo()
     dockerfile = "FROM hookbuild-test/busybox\nRUN echo about to fail && false\n"
@@ -154,8 +155,8 @@ def test_push_to_registry_with_htpasswd_auth(
     redis: Redis,
     docker_host: str,
     auth_registry: RegistryReader,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "auth\n"})
@@ -171,7 +172,8 @@ def test_push_to_registry_with_htpasswd_auth(
     work(config, redis, docker_host)
 
     record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None and record.status is BuildStatus.SUCCEEDED, record.error
+    assert record is not None
+    assert record.status is BuildStatus.SUCCEEDED, record.error
     assert auth_registry.tags("auth/web") == sorted(["latest", sha[:7]])
     assert REGISTRY_USER[1] not in "\n".join(BuildStore(redis).log_lines(record.id))
 
@@ -180,8 +182,8 @@ def test_wrong_registry_password_fails_with_a_clear_error(
     redis: Redis,
     docker_host: str,
     auth_registry: RegistryReader,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "auth\n"})
@@ -209,8 +211,8 @@ def test_wrong_registry_password_fails_with_a_clear_error(
 def test_registry_down_fails_the_build_and_says_so(
     redis: Redis,
     docker_host: str,
-    make_repo,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     repo = make_repo()
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "down\n"})

@@ -1,0 +1,176 @@
+"""The real `hookbuild up` process tree: private Redis, HTTP receiver, worker processes, CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import MakeRepo, github_push_body, github_signature
+from tests.helpers import DOCKERFILE, SECRET
+from tests.registry import RegistryReader
+from tests.services import docker_env, free_port, port_open, wait_until
+
+pytestmark = pytest.mark.docker
+
+
+def write_config(
+    path: Path, state: Path, port: int, registry: RegistryReader, workers: int
+) -> None:
+    path.write_text(
+        f"""
+server: {{listen: 127.0.0.1:{port}}}
+workers: {workers}
+state_dir: {state}
+registries: [{{host: "{registry.host}", insecure: true}}]
+repositories:
+  - name: acme/web
+    forge: github
+    secret: ${{ACME_WEB_SECRET}}
+    image: {registry.host}/service/web
+    build_args: {{GREETING: from-service}}
+    rules:
+      - branch: main
+        tags: [latest, "{{short_sha}}"]
+"""
+    )
+
+
+class Running:
+    def __init__(
+        self, config: Path, port: int, env: dict[str, str], workers: int | None = None
+    ) -> None:
+        self.config, self.port, self.env = config, port, env
+        args = ["up", "--config", str(config)] + (
+            ["--workers", str(workers)] if workers is not None else []
+        )
+        self.process = subprocess.Popen([sys.executable, "-m", "runners.cli", *args], env=env)
+        wait_until(lambda: port_open(port), 30, "hookbuild up")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runners.cli", *args, "--config", str(self.config)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+@pytest.fixture
+def env(docker_host: str) -> Iterator[dict[str, str]]:
+    yield {**docker_env(docker_host), "ACME_WEB_SECRET": SECRET, "PYTHONPATH": os.getcwd()}
+
+
+def deliver(port: int, body: bytes, delivery: str) -> httpx.Response:
+    return httpx.post(
+        f"http://127.0.0.1:{port}/hooks/github",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": github_signature(SECRET, body),
+        },
+        timeout=10,
+    )
+
+
+def test_up_builds_a_webhook_and_the_cli_shows_it(
+    env: dict[str, str], registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "service\n"})
+    repo.push("main")
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", port, registry, workers=2)
+    service = Running(config, port, env)
+    try:
+        response = deliver(
+            port, github_push_body("acme/web", "refs/heads/main", sha, repo.url), "s-1"
+        )
+        assert response.status_code == 202, response.text
+        [build_id] = response.json()["builds"]
+
+        follow = service.cli("logs", build_id, "--follow")
+        assert follow.returncode == 0, follow.stdout + follow.stderr
+        assert f"==> pushed {registry.host}/service/web:latest" in follow.stdout
+        assert "Step 1/" in follow.stdout
+
+        listing = service.cli("builds")
+        assert listing.returncode == 0, listing.stderr
+        header, row = listing.stdout.splitlines()[:2]
+        assert header.split() == ["ID", "REPOSITORY", "REF", "SHA", "STATUS", "DURATION", "TAGS"]
+        assert row.split()[:5] == [build_id, "acme/web", "refs/heads/main", sha[:7], "succeeded"]
+        assert row.split()[-1] == f"latest,{sha[:7]}"
+
+        api = httpx.get(f"http://127.0.0.1:{port}/api/builds/{build_id}", timeout=5).json()
+        assert api["status"] == "succeeded"
+        assert api["digest"] == registry.digest("service/web", "latest")
+        assert registry.read_file("service/web", sha[:7], "/greeting") == "from-service\n"
+        # The private Redis lives in the state directory, on a unix socket only.
+        assert (tmp_path / "state" / "redis" / "redis.sock").exists()
+    finally:
+        assert service.stop() == 0
+
+
+def test_restart_of_up_loses_no_queued_build(
+    env: dict[str, str], registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "restart\n"})
+    repo.push("main")
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", port, registry, workers=1)
+
+    first = Running(config, port, env, workers=0)  # accepts, builds nothing
+    response = deliver(port, github_push_body("acme/web", "refs/heads/main", sha, repo.url), "r-1")
+    assert response.status_code == 202
+    [build_id] = response.json()["builds"]
+    assert first.stop() == 0
+
+    second = Running(config, port, env)
+    try:
+        follow = second.cli("logs", build_id, "--follow")
+        assert follow.returncode == 0, follow.stdout + follow.stderr
+        assert registry.digest("service/web", sha[:7])
+    finally:
+        assert second.stop() == 0
+
+
+def test_logs_follow_exits_1_for_a_failed_build(
+    env: dict[str, str], registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    sha = repo.commit(
+        {"Dockerfile": "FROM hookbuild-test/busybox\nRUN echo broken-step && exit 3\n"}
+    )
+    repo.push("main")
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", port, registry, workers=1)
+    service = Running(config, port, env)
+    try:
+        response = deliver(
+            port, github_push_body("acme/web", "refs/heads/main", sha, repo.url), "f-1"
+        )
+        [build_id] = response.json()["builds"]
+        follow = service.cli("logs", build_id, "--follow")
+        assert follow.returncode == 1
+        assert "broken-step" in follow.stdout
+        assert "non-zero code: 3" in follow.stderr
+    finally:
+        assert service.stop() == 0

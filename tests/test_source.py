@@ -1,0 +1,146 @@
+"""Fetching the pushed commit: exact commit, cached mirror, tokens as headers only, safe paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from builder.errors import SourceError, UnsafePathError
+from builder.paths import resolve_build_paths
+from builder.source import MirrorCache
+from tests.conftest import MakeRepo
+from tests.git_http import GitHttpServer
+
+TOKEN = "ghp_token-that-must-never-leak-123"
+
+
+def files_containing(root: Path, needle: str) -> list[Path]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and needle.encode() in path.read_bytes():
+            found.append(path)
+    return found
+
+
+def test_exports_exactly_the_pushed_commit_after_the_branch_moved_on(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    first = repo.commit({"a.txt": "one\n"})
+    repo.push("main")
+    repo.commit({"a.txt": "two\n"})
+    repo.push("main")
+    mirrors = MirrorCache(tmp_path / "mirrors")
+
+    mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "out")
+
+    assert (tmp_path / "out" / "a.txt").read_text() == "one\n"
+    assert not (tmp_path / "out" / ".git").exists()
+
+
+def test_second_build_fetches_only_whats_new_and_a_rebuild_fetches_nothing(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    first = repo.commit({"a.txt": "one\n"})
+    repo.push("main")
+    mirrors = MirrorCache(tmp_path / "mirrors")
+    logs: list[str] = []
+    mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "o1", log=logs.append)
+    second = repo.commit({"b.txt": "two\n"})
+    repo.push("main")
+
+    logs.clear()
+    mirrors.export(repo.url, "refs/heads/main", second, tmp_path / "o2", log=logs.append)
+    assert logs == [f"fetching +refs/heads/main:refs/heads/main from {repo.url}"]
+    logs.clear()
+    mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "o3", log=logs.append)
+    assert logs == [f"commit {first[:12]} is already in the cached mirror: nothing to fetch"]
+    assert len(list((tmp_path / "mirrors").glob("*.git"))) == 1
+
+
+def test_unknown_commit_is_a_clear_error(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo()
+    repo.commit({"a.txt": "one\n"})
+    repo.push("main")
+    with pytest.raises(SourceError, match=r"commit f{40} is not in git://"):
+        MirrorCache(tmp_path / "m").export(repo.url, "refs/heads/main", "f" * 40, tmp_path / "o")
+
+
+def test_unreachable_server_is_a_transient_source_error(tmp_path: Path) -> None:
+    from tests.services import free_port
+
+    url = f"git://127.0.0.1:{free_port()}/nothing.git"
+    with pytest.raises(SourceError) as caught:
+        MirrorCache(tmp_path / "m").export(url, "refs/heads/main", "a" * 40, tmp_path / "o")
+    assert caught.value.transient
+    assert str(caught.value).startswith(f"fetching {url} failed:")
+
+
+def test_token_travels_as_a_header_and_lands_nowhere(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": "FROM scratch\n"})
+    repo.push("main")
+    mirrors = MirrorCache(tmp_path / "mirrors")
+    logs: list[str] = []
+    with GitHttpServer(repo.bare.parent, ("x-access-token", TOKEN)) as server:
+        url = server.url(repo.bare.name)
+        mirrors.export(
+            url, "refs/heads/main", sha, tmp_path / "out", ("x-access-token", TOKEN), logs.append
+        )
+        assert server.expected in server.authorizations
+
+    assert (tmp_path / "out" / "Dockerfile").read_text() == "FROM scratch\n"
+    assert files_containing(tmp_path / "mirrors", TOKEN) == []
+    assert files_containing(tmp_path / "out", TOKEN) == []
+    assert not any(TOKEN in line for line in logs)
+
+
+def test_wrong_token_fails_without_showing_it(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo()
+    sha = repo.commit({"a": "b"})
+    repo.push("main")
+    with (
+        GitHttpServer(repo.bare.parent, ("x-access-token", TOKEN)) as server,
+        pytest.raises(SourceError) as caught,
+    ):
+        MirrorCache(tmp_path / "m").export(
+            server.url(repo.bare.name), "refs/heads/main", sha, tmp_path / "o", ("u", "wrong-one")
+        )
+    assert "wrong-one" not in str(caught.value)
+    assert "fetching http://127.0.0.1" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("context", "dockerfile", "message"),
+    [
+        ("..", "Dockerfile", "context '..' may not contain '..'"),
+        (".", "../Dockerfile", "dockerfile '../Dockerfile' may not contain '..'"),
+        ("/etc", "Dockerfile", "context '/etc' must be relative to the repository root"),
+        ("out", "Dockerfile", "context 'out' leaves the repository (a symlink points outside)"),
+        (".", "evil/Dockerfile", "dockerfile 'evil/Dockerfile' leaves the repository"),
+        (".", "missing", "dockerfile 'missing' is not a file in the repository"),
+    ],
+)
+def test_paths_that_leave_the_checkout_are_refused(
+    tmp_path: Path, context: str, dockerfile: str, message: str
+) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "Dockerfile").write_text("FROM scratch\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    os.symlink(outside, checkout / "out")
+    os.symlink(outside, checkout / "evil")
+    with pytest.raises(UnsafePathError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve_build_paths(checkout, context, dockerfile)
+
+
+def test_paths_inside_the_checkout_resolve(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    paths = resolve_build_paths(tmp_path, "app", "app/Dockerfile")
+    assert paths.context == tmp_path / "app" and paths.dockerfile == tmp_path / "app" / "Dockerfile"
