@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from builder.config import Config
@@ -67,7 +67,9 @@ class Pipeline:
         checkout = Path(tempfile.mkdtemp(prefix="build-", dir=self.workdir))
         try:
             say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
-            self.mirrors.export(plan.clone_url, plan.ref, plan.sha, checkout, credentials, say)
+            commit = self.mirrors.export(
+                plan.clone_url, plan.ref, plan.sha, checkout, credentials, say
+            )
             paths = resolve_build_paths(checkout, plan.context, plan.dockerfile)
             first = f"{plan.image}:{plan.tags[0]}"
             say(f"==> building {plan.dockerfile} in context {plan.context}")
@@ -76,7 +78,8 @@ class Pipeline:
                 paths.dockerfile,
                 tag=first,
                 build_args=plan.build_args,
-                labels=oci_labels(plan, datetime.now(UTC)),
+                # The commit's date, not the build's: a rebuild of a commit reuses its layers.
+                labels=oci_labels(plan, commit.committed_at),
                 on_line=say,
             )
             say(f"==> built {image_id}")

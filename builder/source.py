@@ -17,6 +17,8 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -37,6 +39,14 @@ def _auth_environment(credentials: tuple[str, str] | None) -> dict[str, str]:
             GIT_CONFIG_VALUE_0=f"Authorization: Basic {token}",
         )
     return env
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    committed_at: datetime  # UTC
+    author: str
+    message: str
 
 
 class MirrorCache:
@@ -69,7 +79,7 @@ class MirrorCache:
         dest: Path,
         credentials: tuple[str, str] | None = None,
         log: Callable[[str], None] = lambda _line: None,
-    ) -> None:
+    ) -> CommitInfo:
         """Make `dest` hold the tree of commit `sha` (fetched from `ref` of `clone_url`)."""
         if not _SHA.match(sha):
             raise SourceError(f"not a full commit id: {sha!r}")
@@ -82,6 +92,13 @@ class MirrorCache:
             else:
                 self._fetch(repo, clone_url, ref, sha, env, secrets, log)
             self._archive(repo, sha, dest)
+            commit = repo.commit(sha)
+            return CommitInfo(
+                sha=sha,
+                committed_at=datetime.fromtimestamp(commit.committed_date, UTC),
+                author=str(commit.author.name),
+                message=str(commit.message).strip(),
+            )
 
     @staticmethod
     def _has_commit(repo: git.Repo, sha: str) -> bool:

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
+from runners.children import spawn
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.redis_server import PrivateRedis
 
@@ -142,7 +143,7 @@ class _WorkerSupervisor:
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
-        self.processes = [subprocess.Popen(self.command) for _ in range(self.count)]
+        self.processes = [spawn(self.command) for _ in range(self.count)]
         self._thread.start()
 
     def _watch(self) -> None:
@@ -153,7 +154,7 @@ class _WorkerSupervisor:
                         f"hookbuild: worker exited with {process.returncode}; starting another",
                         err=True,
                     )
-                    self.processes[index] = subprocess.Popen(self.command)
+                    self.processes[index] = spawn(self.command)
 
     def stop(self, grace: float = 30.0) -> None:
         self._stopping.set()

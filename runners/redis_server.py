@@ -15,6 +15,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from builder.errors import HookbuildError
+from runners.children import spawn
 
 
 class PrivateRedis:
@@ -45,7 +46,7 @@ class PrivateRedis:
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 binary,
                 "--port",

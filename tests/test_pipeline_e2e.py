@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from builder.config import Config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
-from tests.conftest import REGISTRY_USER, MakeRepo
+from tests.conftest import REGISTRY_USER, MakeRepo, git
 from tests.helpers import DOCKERFILE, make_config, post_github_push
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port
@@ -63,6 +64,9 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     assert registry.read_file("e2e/web", sha[:7], "/commit.txt") == "commit-one\n"
     labels = registry.config("e2e/web", "latest")["config"]["Labels"]
     assert labels["org.opencontainers.image.revision"] == sha
+    committed = git(repo.work, "show", "-s", "--format=%ct", sha)
+    created = datetime.fromtimestamp(int(committed), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert labels["org.opencontainers.image.created"] == created
     log = BuildStore(redis).log_lines(build_id)
     # The legacy builder counts the OCI labels as steps of their own, hence no fixed total.
     assert any(re.match(r"Step 1/\d+ : FROM hookbuild-test/busybox$", line) for line in log), log

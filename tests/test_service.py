@@ -174,3 +174,30 @@ def test_logs_follow_exits_1_for_a_failed_build(
         assert "non-zero code: 3" in follow.stderr
     finally:
         assert service.stop() == 0
+
+
+def test_killing_up_leaves_no_worker_or_redis_behind(
+    env: dict[str, str], registry: RegistryReader, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", port, registry, workers=2)
+    service = Running(config, port, env)
+    children_file = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
+    children = [int(pid) for pid in children_file.read_text().split()]
+    assert len(children) == 3  # redis-server and two workers
+
+    service.process.kill()
+    service.process.wait()
+
+    def all_gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in children)
+
+    wait_until(all_gone, 30, "the children of a killed `hookbuild up` to exit")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return False
