@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -54,6 +55,20 @@ def _scalar_to_str(value: Any) -> Any:
 
 
 BuildArgs = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
+
+
+def _inside_repository(value: str | None) -> str | None:
+    """Checked again at build time, where symlinks in the checkout are resolved too."""
+    if value is None:
+        return value
+    if value.startswith("/"):
+        raise ValueError(f"{value!r} must be relative to the repository root")
+    if ".." in value.split("/"):
+        raise ValueError(f"{value!r} may not contain '..'")
+    return value
+
+
+RepoPath = Annotated[str, AfterValidator(_inside_repository)]
 
 
 class _Model(BaseModel):
@@ -100,8 +115,8 @@ class RuleConfig(_Model):
     branch: str | None = None
     tag: str | None = None
     tags: list[str] = Field(default_factory=lambda: ["{sourceref}"], min_length=1)
-    dockerfile: str | None = None
-    context: str | None = None
+    dockerfile: RepoPath | None = None
+    context: RepoPath | None = None
     build_args: BuildArgs | None = None
 
     _pattern: RefPattern | None = PrivateAttr(default=None)
@@ -170,8 +185,8 @@ class RepositoryConfig(_Model):
     clone_username: str | None = None
     clone_token: str | None = None
     image: str = Field(min_length=1, pattern=r"^[a-z0-9]+([._:/-][a-zA-Z0-9]+)*$")
-    dockerfile: str = "Dockerfile"
-    context: str = "."
+    dockerfile: RepoPath = "Dockerfile"
+    context: RepoPath = "."
     build_args: BuildArgs = Field(default_factory=dict)
     timeout: int = Field(default=3600, gt=0)
     rules: list[RuleConfig] = Field(min_length=1)

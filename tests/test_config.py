@@ -75,6 +75,9 @@ repositories:
       - branch: /(a)\\1/
       - branch: main
         tag: v1
+      - branch: x
+        dockerfile: ../Dockerfile
+        context: /etc
 """
     found = problems(text)
     assert "server.listen: expected HOST:PORT, got 'nowhere'" in found
@@ -95,6 +98,10 @@ repositories:
         p.startswith("repositories[0].rules[2].branch: regex /(a)\\1/ is refused") for p in found
     )
     assert "repositories[0].rules[3]: a rule has either `branch:` or `tag:`, not both" in found
+    assert "repositories[0].rules[4].dockerfile: '../Dockerfile' may not contain '..'" in found
+    assert (
+        "repositories[0].rules[4].context: '/etc' must be relative to the repository root" in found
+    )
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
