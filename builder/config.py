@@ -31,8 +31,8 @@ from builder.errors import ConfigError, ConfigProblem
 from builder.patterns import PatternError, RefPattern
 from builder.templates import TemplateError, check_template
 
-FORGES = ("github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo")
-Forge = Literal["github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo"]
+FORGES = ("github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs")
+Forge = Literal["github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs"]
 
 # Basic-auth user names that each forge accepts with an access token as the password.
 TOKEN_USERNAMES: Mapping[str, str] = {
@@ -42,6 +42,15 @@ TOKEN_USERNAMES: Mapping[str, str] = {
     "bitbucket-server": "x-token-auth",
     "gitea": "oauth2",
     "forgejo": "oauth2",
+    "gogs": "oauth2",
+}
+
+# Where a hosted forge serves a repository when the config gives no clone_url and there is
+# no payload to read one from (trigger URLs, `hookbuild build`).
+HOSTED_CLONE_URLS: Mapping[str, str] = {
+    "github": "https://github.com/{name}.git",
+    "gitlab": "https://gitlab.com/{name}.git",
+    "bitbucket": "https://bitbucket.org/{name}.git",
 }
 
 
@@ -181,6 +190,8 @@ class RepositoryConfig(_Model):
     name: str = Field(min_length=1)
     forge: Forge
     secret: str = Field(min_length=1)
+    signing_token: str | None = None  # GitLab's signing token, when it differs from `secret`
+    trigger_token: str | None = None  # enables POST /trigger/{name}/{token}
     clone_url: str | None = None
     clone_username: str | None = None
     clone_token: str | None = None
@@ -198,6 +209,14 @@ class RepositoryConfig(_Model):
         if ":" in last or "@" in last:
             raise ValueError("give the image without a tag; rules give the tags")
         return value
+
+    @property
+    def default_clone_url(self) -> str | None:
+        """The config's clone_url, else the hosted forge's, else None (self-hosted)."""
+        if self.clone_url:
+            return self.clone_url
+        template = HOSTED_CLONE_URLS.get(self.forge)
+        return template.format(name=self.name) if template else None
 
     @property
     def clone_credentials(self) -> tuple[str, str] | None:

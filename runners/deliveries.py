@@ -39,6 +39,19 @@ class DeliveryLedger:
     ) -> None:
         pipeline.set(self._key(forge, delivery_id), json.dumps(build_ids), ex=DELIVERY_TTL_SECONDS)
 
+    def claim_ref(self, forge: str, repository: str, ref: str, sha: str) -> str | None:
+        """Claim building `ref` at `sha` for a day; None if claimed now, else who has it.
+
+        For forges that announce one tag twice (Gitea's push and create events).
+        """
+        key = f"{self.prefix}:refclaim:{forge}:{repository}:{ref}:{sha}"
+        if self.connection.set(key, "claimed", nx=True, ex=24 * 3600):
+            return None
+        return "an earlier delivery for the same tag and commit"
+
+    def release_ref(self, forge: str, repository: str, ref: str, sha: str) -> None:
+        self.connection.delete(f"{self.prefix}:refclaim:{forge}:{repository}:{ref}:{sha}")
+
     def release(self, forge: str, delivery_id: str) -> None:
         """Forget a claim whose builds could not be queued, so a redelivery can try again."""
         self.connection.delete(self._key(forge, delivery_id))

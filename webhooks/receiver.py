@@ -51,18 +51,21 @@ class WebhookReceiver:
         event = driver.event_name(headers)
         if not event:
             raise MalformedPayload(f"no event header: is this a {forge} webhook?")
+        pinged = event == "ping" or event in driver.ping_events
+        if pinged and not body.strip():
+            return JSONResponse({"ignored": f"{event}: the webhook is set up"})
         payload = _decode(body)
         # The secret belongs to a repository, so the payload is decoded to find it; nothing
         # in it is acted on until the signature over the raw bytes is verified.
         name = driver.repository_name(event, payload)
         if name is None:
-            if event in ("ping", "diagnostics:ping"):
+            if pinged:
                 return JSONResponse({"ignored": f"{event} names no repository; nothing to verify"})
             raise MalformedPayload(f"the {event} payload names no repository")
         repository = self.config.repository(forge, name)
         if repository is None:
             raise UnknownRepository(f"no {forge} repository {name!r} in the config")
-        driver.verify(headers, body, repository.secret)
+        driver.verify(headers, body, repository.secret, repository.signing_token)
 
         delivery_id = driver.delivery_id(headers)
         parsed = driver.parse(event, payload, delivery_id)
@@ -77,22 +80,33 @@ class WebhookReceiver:
                 skipped.append(decision.skipped)
         if not plans:
             return JSONResponse({"builds": [], "skipped": "; ".join(skipped) or "nothing to build"})
-        return await run_in_threadpool(self._enqueue, forge, delivery_id, plans, skipped)
+        tags_once = bool(getattr(driver, "tags_once", False))
+        return await run_in_threadpool(self._enqueue, forge, delivery_id, plans, skipped, tags_once)
 
     def _enqueue(
-        self, forge: str, delivery_id: str | None, plans: list[BuildPlan], skipped: list[str]
+        self,
+        forge: str,
+        delivery_id: str | None,
+        plans: list[BuildPlan],
+        skipped: list[str],
+        tags_once: bool,
     ) -> JSONResponse:
         ledger = self.queue.ledger
+        claimed: list[tuple[str, str, str]] = []
         try:
             if delivery_id:
                 earlier = ledger.claim(forge, delivery_id)
                 if earlier is not None:
                     return JSONResponse({"builds": earlier, "duplicate": True})
+            if tags_once:
+                plans = self._first_announcement_only(forge, plans, skipped, claimed)
             try:
                 ids = self.queue.submit(plans, (forge, delivery_id) if delivery_id else None)
             except Exception:
                 if delivery_id:
                     ledger.release(forge, delivery_id)
+                for repository, ref, sha in claimed:
+                    ledger.release_ref(forge, repository, ref, sha)
                 raise
         except RedisError as exc:
             return JSONResponse(
@@ -101,7 +115,33 @@ class WebhookReceiver:
         answer: dict[str, Any] = {"builds": ids}
         if skipped:
             answer["skipped"] = "; ".join(skipped)
-        return JSONResponse(answer, 202)
+        return JSONResponse(answer, 202 if ids else 200)
+
+    def _first_announcement_only(
+        self,
+        forge: str,
+        plans: list[BuildPlan],
+        skipped: list[str],
+        claimed: list[tuple[str, str, str]],
+    ) -> list[BuildPlan]:
+        """Drop tag builds that another delivery (the tag's push, or its create) already made."""
+        kept: list[BuildPlan] = []
+        decided: dict[tuple[str, str], bool] = {}
+        for plan in plans:
+            key = (plan.ref, plan.sha)
+            if not plan.ref.startswith("refs/tags/"):
+                kept.append(plan)
+                continue
+            if key not in decided:
+                holder = self.queue.ledger.claim_ref(forge, plan.repository, plan.ref, plan.sha)
+                decided[key] = holder is None
+                if holder is None:
+                    claimed.append((plan.repository, plan.ref, plan.sha))
+                else:
+                    skipped.append(f"{plan.ref} at {plan.sha[:7]} is already built by {holder}")
+            if decided[key]:
+                kept.append(plan)
+        return kept
 
 
 def _decode(body: bytes) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class Parsed:
 
 class ForgeDriver(Protocol):
     name: str
+    # Events the forge sends to test a hook, possibly with no body: answered 200 at once.
+    ping_events: frozenset[str]
 
     def event_name(self, headers: Headers) -> str | None: ...
 
@@ -35,8 +37,11 @@ class ForgeDriver(Protocol):
         """The repository's full name as configured, or None when the event names none."""
         ...
 
-    def verify(self, headers: Headers, body: bytes, secret: str) -> None:
-        """Raise `SignatureInvalid` unless the delivery is signed with `secret`."""
+    def verify(
+        self, headers: Headers, body: bytes, secret: str, signing_token: str | None = None
+    ) -> None:
+        """Raise `SignatureInvalid` unless the delivery is signed with `secret`
+        (or, where the forge has one, its separate `signing_token`)."""
         ...
 
     def parse(self, event: str, payload: Payload, delivery_id: str | None) -> Parsed: ...
@@ -59,7 +64,7 @@ def check_hex_signature(
         )
 
 
-def field(payload: Payload, *path: str) -> Any:
+def field(payload: Any, *path: str) -> Any:
     """`payload[a][b]...`, or None where any step is missing or not a mapping."""
     value: Any = payload
     for key in path:

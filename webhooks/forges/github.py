@@ -15,6 +15,7 @@ from webhooks.forges.base import (
 
 class GitHubDriver:
     name = "github"
+    ping_events: frozenset[str] = frozenset()  # GitHub's ping carries the repository: verified
 
     def event_name(self, headers: Headers) -> str | None:
         return headers.get("x-github-event")
@@ -26,7 +27,9 @@ class GitHubDriver:
         name = field(payload, "repository", "full_name")
         return name if isinstance(name, str) and name else None
 
-    def verify(self, headers: Headers, body: bytes, secret: str) -> None:
+    def verify(
+        self, headers: Headers, body: bytes, secret: str, signing_token: str | None = None
+    ) -> None:
         # Only the SHA-256 header: the legacy SHA-1 `X-Hub-Signature` is not accepted.
         check_hex_signature(
             headers.get("x-hub-signature-256"),
