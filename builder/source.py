@@ -49,6 +49,47 @@ class CommitInfo:
     message: str
 
 
+def resolve_ref(
+    clone_url: str, ref: str | None, credentials: tuple[str, str] | None = None, timeout: int = 30
+) -> tuple[str, str]:
+    """`git ls-remote`: the full ref and its commit. `ref` may be short (`main`, `v1.2`);
+    None means the default branch. Annotated tags resolve to the commit they point at."""
+    env = _auth_environment(credentials)
+    secrets = (credentials[1],) if credentials else ()
+    shown = redact(clone_url, secrets)
+    try:
+        output = git.cmd.Git().ls_remote(
+            "--symref",
+            clone_url,
+            "HEAD",
+            "refs/heads/*",
+            "refs/tags/*",
+            env=env,
+            kill_after_timeout=timeout,
+        )
+    except git.GitCommandError as exc:
+        raise from_git_error(exc, f"listing refs of {shown}") from exc
+    refs: dict[str, str] = {}
+    head_target = None
+    for line in str(output).splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            head_target = line[5:].split("\t")[0]
+            continue
+        sha, _, name = line.partition("\t")
+        if name.endswith("^{}"):
+            refs[name[:-3]] = sha  # the peeled commit of an annotated tag wins
+        else:
+            refs.setdefault(name, sha)
+    wanted = [head_target] if ref is None and head_target else []
+    if ref is not None:
+        wanted = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+    for name in wanted:
+        if name in refs:
+            return name, refs[name]
+    what = "a default branch" if ref is None else f"{ref!r}"
+    raise SourceError(f"{shown} has no {what}")
+
+
 class MirrorCache:
     """Bare mirrors under `root`, one per clone URL, each guarded by a file lock."""
 

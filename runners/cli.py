@@ -257,6 +257,62 @@ def builds(config_path: str, redis_url: str | None, repository: str | None, limi
         )
 
 
+@main.command()
+@config_option
+@redis_option
+@click.argument("repository")
+@click.option(
+    "--ref",
+    default=None,
+    help="Branch, tag or full ref (refs/heads/main). Default: the default branch.",
+)
+@click.option(
+    "--sha", default=None, help="The commit to build (default: the ref's head, via git ls-remote)."
+)
+@click.option(
+    "--follow", "-f", is_flag=True, help="Print the build log as it runs; exit with its result."
+)
+def build(
+    config_path: str,
+    redis_url: str | None,
+    repository: str,
+    ref: str | None,
+    sha: str | None,
+    follow: bool,
+) -> None:
+    """Build REPOSITORY at a ref now, through its rules: a first build or a rebuild."""
+    from builder.manual import TriggerRequestError, checked_sha
+    from runners.manual import request_build
+    from runners.queue import BuildQueue
+
+    config = _load(config_path)
+    configured = config.repository_named(repository)
+    if configured is None:
+        raise click.ClickException(f"no repository {repository!r} in {config_path}")
+    connection = _connect(config, redis_url)
+    try:
+        outcome = request_build(
+            BuildQueue(connection), configured, ref, checked_sha(sha), "hookbuild build"
+        )
+    except (TriggerRequestError, HookbuildError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if outcome.skipped:
+        raise click.ClickException(
+            f"nothing to build for {outcome.ref} at {outcome.sha[:7]}: {outcome.skipped}"
+        )
+    for build_id in outcome.builds:
+        click.echo(f"{build_id} {outcome.ref} {outcome.sha[:7]}")
+    if follow:
+        store = BuildStore(connection)
+        worst = 0
+        for build_id in outcome.builds:
+            record = _follow(store, build_id)
+            worst = max(worst, EXIT_CODES.get(record.status, 1))
+            if record.error:
+                click.echo(f"build {record.id} {record.status.value}: {record.error}", err=True)
+        sys.exit(worst)
+
+
 EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCELLED: 2}
 
 
@@ -278,20 +334,29 @@ def logs(config_path: str, redis_url: str | None, build_id: str, follow: bool) -
     record = store.get(build_id)
     if record is None:
         raise click.ClickException(f"no build {build_id!r}")
+    if not follow:
+        for line in store.log_lines(build_id):
+            click.echo(line)
+        return
+    _exit_with(_follow(store, build_id))
+
+
+def _follow(store: BuildStore, build_id: str) -> BuildRecord:
+    """Print a build's log as it grows, every line once, until the build ends."""
     printed = 0
     while True:
         # Read the status before the lines: a build that ends in between still has every
-        # line printed by the final read below.
-        record = store.get(build_id) or record
+        # line printed by this last read.
+        record = store.get(build_id)
+        if record is None:
+            raise click.ClickException(f"build {build_id!r} is gone")
         lines = store.log_lines(build_id, printed)
         for line in lines:
             click.echo(line)
         printed += len(lines)
-        if not follow or record.status.finished:
-            break
+        if record.status.finished:
+            return record
         time.sleep(0.2)
-    if follow:
-        _exit_with(record)
 
 
 def _exit_with(record: BuildRecord) -> None:

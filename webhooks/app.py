@@ -17,6 +17,7 @@ from runners.queue import BuildQueue
 from webhooks.api import BuildsApi
 from webhooks.forges import ForgeDriver, default_drivers
 from webhooks.receiver import WebhookReceiver
+from webhooks.trigger import TriggerEndpoint
 
 
 def create_app(
@@ -25,6 +26,7 @@ def create_app(
     queue = BuildQueue(connection)
     receiver = WebhookReceiver(config, queue, drivers or default_drivers())
     api = BuildsApi(queue.store)
+    trigger = TriggerEndpoint(config, queue)
 
     async def healthz(_request: Request) -> Response:
         try:
@@ -36,6 +38,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/hooks/{forge}", receiver.handle, methods=["POST"]),
+            Route("/trigger/{rest:path}", trigger.handle, methods=["POST"]),
             Route("/api/builds", api.list_builds, methods=["GET"]),
             Route("/api/builds/{build_id}", api.get_build, methods=["GET"]),
             Route("/api/builds/{build_id}/log", api.get_log, methods=["GET"]),
