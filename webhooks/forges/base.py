@@ -74,6 +74,12 @@ def field(payload: Any, *path: str) -> Any:
     return value
 
 
+def full_name(payload: Payload) -> str | None:
+    """`repository.full_name`, where GitHub, Bitbucket Cloud and the Gitea family keep it."""
+    name = field(payload, "repository", "full_name")
+    return name if isinstance(name, str) and name else None
+
+
 def required_str(payload: Payload, *path: str) -> str:
     value = field(payload, *path)
     if not isinstance(value, str) or not value:

@@ -7,7 +7,15 @@ from typing import Any
 
 from builder.events import PushEvent
 from webhooks.errors import MalformedPayload
-from webhooks.forges.base import Headers, Parsed, Payload, check_hex_signature, field, required_str
+from webhooks.forges.base import (
+    Headers,
+    Parsed,
+    Payload,
+    check_hex_signature,
+    field,
+    full_name,
+    required_str,
+)
 
 
 class BitbucketCloudDriver:
@@ -21,8 +29,7 @@ class BitbucketCloudDriver:
         return headers.get("x-request-uuid")
 
     def repository_name(self, event: str, payload: Payload) -> str | None:
-        name = field(payload, "repository", "full_name")
-        return name if isinstance(name, str) and name else None
+        return full_name(payload)
 
     def verify(
         self, headers: Headers, body: bytes, secret: str, signing_token: str | None = None

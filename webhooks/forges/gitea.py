@@ -8,7 +8,15 @@ is guessed from whichever headers happen to be there.
 from __future__ import annotations
 
 from builder.events import ZERO_SHA, PushEvent
-from webhooks.forges.base import Headers, Parsed, Payload, check_hex_signature, field, required_str
+from webhooks.forges.base import (
+    Headers,
+    Parsed,
+    Payload,
+    check_hex_signature,
+    field,
+    full_name,
+    required_str,
+)
 
 
 class GiteaFamilyDriver:
@@ -27,8 +35,7 @@ class GiteaFamilyDriver:
         return headers.get(f"x-{self.header.lower()}-delivery")
 
     def repository_name(self, event: str, payload: Payload) -> str | None:
-        name = field(payload, "repository", "full_name")
-        return name if isinstance(name, str) and name else None
+        return full_name(payload)
 
     def verify(
         self, headers: Headers, body: bytes, secret: str, signing_token: str | None = None

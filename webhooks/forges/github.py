@@ -9,6 +9,7 @@ from webhooks.forges.base import (
     Payload,
     check_hex_signature,
     field,
+    full_name,
     required_str,
 )
 
@@ -24,8 +25,7 @@ class GitHubDriver:
         return headers.get("x-github-delivery")
 
     def repository_name(self, event: str, payload: Payload) -> str | None:
-        name = field(payload, "repository", "full_name")
-        return name if isinstance(name, str) and name else None
+        return full_name(payload)
 
     def verify(
         self, headers: Headers, body: bytes, secret: str, signing_token: str | None = None
