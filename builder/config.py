@@ -10,26 +10,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from builder.configtypes import BuildArgs, Globs, Labels, RepoPath, StrictModel
 from builder.envsubst import expand, location_of
 from builder.errors import ConfigError, ConfigProblem
-from builder.patterns import PatternError, RefPattern
-from builder.templates import TemplateError, check_template
+from builder.ruleconfig import IMAGE_PATTERN, ImageConfig, RuleConfig, check_image_name
 
 FORGES = ("github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs")
 Forge = Literal["github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs"]
@@ -54,37 +49,7 @@ HOSTED_CLONE_URLS: Mapping[str, str] = {
 }
 
 
-def _scalar_to_str(value: Any) -> Any:
-    """YAML reads `1.0` and `true` as numbers and booleans; build args are strings."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-BuildArgs = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
-
-
-def _inside_repository(value: str | None) -> str | None:
-    """Checked again at build time, where symlinks in the checkout are resolved too."""
-    if value is None:
-        return value
-    if value.startswith("/"):
-        raise ValueError(f"{value!r} must be relative to the repository root")
-    if ".." in value.split("/"):
-        raise ValueError(f"{value!r} may not contain '..'")
-    return value
-
-
-RepoPath = Annotated[str, AfterValidator(_inside_repository)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServerConfig(_Model):
+class ServerConfig(StrictModel):
     listen: str = "0.0.0.0:8080"
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
 
@@ -105,11 +70,11 @@ class ServerConfig(_Model):
         return int(self.listen.rpartition(":")[2])
 
 
-class RedisConfig(_Model):
+class RedisConfig(StrictModel):
     url: str | None = None  # None: `hookbuild up` runs a private redis-server
 
 
-class RegistryConfig(_Model):
+class RegistryConfig(StrictModel):
     host: str = Field(min_length=1)
     username: str | None = None
     password: str | None = None
@@ -120,73 +85,7 @@ class RegistryConfig(_Model):
         return bool(self.username)
 
 
-class RuleConfig(_Model):
-    branch: str | None = None
-    tag: str | None = None
-    tags: list[str] = Field(default_factory=lambda: ["{sourceref}"], min_length=1)
-    dockerfile: RepoPath | None = None
-    context: RepoPath | None = None
-    build_args: BuildArgs | None = None
-
-    _pattern: RefPattern | None = PrivateAttr(default=None)
-
-    @field_validator("branch", "tag")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            if not value:
-                raise ValueError("must not be empty (leave it out to match any name)")
-            try:
-                RefPattern.parse(value)
-            except PatternError as exc:
-                raise ValueError(str(exc)) from exc
-        return value
-
-    @field_validator("tags")
-    @classmethod
-    def _templates_known(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        source = info.data.get("branch") or info.data.get("tag")
-        try:
-            pattern = RefPattern.parse(source) if source else RefPattern.parse("")
-        except PatternError:
-            return value  # already reported on the pattern's own field
-        errors = []
-        for index, template in enumerate(value):
-            try:
-                check_template(template, pattern.group_count, pattern.group_names)
-            except TemplateError as exc:
-                errors.append(f"[{index}] {exc}")
-        if errors:
-            # One "[index] message" line per template; _problems_from moves the index into
-            # the location (`rules[1].tags[2]`).
-            raise ValueError("\n".join(errors))
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> RuleConfig:
-        if self.branch is not None and self.tag is not None:
-            raise ValueError("a rule has either `branch:` or `tag:`, not both")
-        source = self.branch if self.branch is not None else self.tag
-        self._pattern = RefPattern.parse(source) if source is not None else None
-        return self
-
-    @property
-    def source_type(self) -> Literal["branch", "tag", "any"]:
-        if self.branch is not None:
-            return "branch"
-        return "tag" if self.tag is not None else "any"
-
-    @property
-    def pattern(self) -> RefPattern | None:
-        return self._pattern
-
-    def describe(self) -> str:
-        if self.branch is not None:
-            return f"branch: {self.branch}"
-        return f"tag: {self.tag}" if self.tag is not None else "any ref"
-
-
-class RepositoryConfig(_Model):
+class RepositoryConfig(StrictModel):
     name: str = Field(min_length=1)
     forge: Forge
     secret: str = Field(min_length=1)
@@ -195,20 +94,68 @@ class RepositoryConfig(_Model):
     clone_url: str | None = None
     clone_username: str | None = None
     clone_token: str | None = None
-    image: str = Field(min_length=1, pattern=r"^[a-z0-9]+([._:/-][a-zA-Z0-9]+)*$")
+    default_branch: str | None = None  # default: the payload's, else "main"
+    latest_from: Literal["branch", "tags"] = "branch"
+    timeout: int = Field(default=3600, gt=0)
+    # One image: `image` and `rules` (with the build settings below as its own)...
+    image: str | None = Field(default=None, min_length=1, pattern=IMAGE_PATTERN)
+    rules: list[RuleConfig] | None = Field(default=None, min_length=1)
+    # ...or several (monorepos), each with its own settings and rules; the settings below
+    # are then every image's defaults.
+    images: list[ImageConfig] | None = Field(default=None, min_length=1)
     dockerfile: RepoPath = "Dockerfile"
     context: RepoPath = "."
     build_args: BuildArgs = Field(default_factory=dict)
-    timeout: int = Field(default=3600, gt=0)
-    rules: list[RuleConfig] = Field(min_length=1)
+    target: str | None = None
+    labels: Labels = Field(default_factory=dict)
+    paths: Globs = Field(default_factory=list)
+    ignore_paths: Globs = Field(default_factory=list)
 
     @field_validator("image")
     @classmethod
-    def _no_tag(cls, value: str) -> str:
-        last = value.rsplit("/", 1)[-1]
-        if ":" in last or "@" in last:
-            raise ValueError("give the image without a tag; rules give the tags")
-        return value
+    def _no_tag(cls, value: str | None) -> str | None:
+        return check_image_name(value) if value is not None else value
+
+    @model_validator(mode="after")
+    def _image_or_images(self) -> RepositoryConfig:
+        if self.images is not None and (self.image is not None or self.rules is not None):
+            raise ValueError("give either `image` with `rules`, or `images`, not both")
+        if self.images is None and (self.image is None or self.rules is None):
+            raise ValueError("give `image` with `rules`, or `images` (each with its rules)")
+        return self
+
+    @property
+    def all_images(self) -> list[ImageConfig]:
+        """Every image, with the repository's settings filled in where an image has none."""
+        if self.images is None:
+            assert self.image is not None and self.rules is not None  # checked above
+            return [
+                ImageConfig(
+                    name=self.image,
+                    dockerfile=self.dockerfile,
+                    context=self.context,
+                    build_args=self.build_args,
+                    target=self.target,
+                    labels=self.labels,
+                    paths=self.paths,
+                    ignore_paths=self.ignore_paths,
+                    rules=self.rules,
+                )
+            ]
+        return [
+            image.model_copy(
+                update={
+                    "dockerfile": image.dockerfile or self.dockerfile,
+                    "context": image.context or self.context,
+                    "build_args": {**self.build_args, **(image.build_args or {})},
+                    "target": image.target or self.target,
+                    "labels": {**self.labels, **(image.labels or {})},
+                    "paths": image.paths or self.paths,
+                    "ignore_paths": image.ignore_paths or self.ignore_paths,
+                }
+            )
+            for image in self.images
+        ]
 
     @property
     def default_clone_url(self) -> str | None:
@@ -232,7 +179,7 @@ def _default_state_dir(environ: Mapping[str, str]) -> str:
     return os.path.join(base, "hookbuild")
 
 
-class Config(_Model):
+class Config(StrictModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     workers: int = Field(default=2, ge=1, le=64)
@@ -278,6 +225,7 @@ class Config(_Model):
         return next((r for r in self.repositories if r.name == name), None)
 
     def registry_for(self, image: str) -> RegistryConfig | None:
+        """The registry an image goes to: the one whose host is the image's first part."""
         host = image.split("/", 1)[0]
         return next((r for r in self.registries if r.host == host), None)
 

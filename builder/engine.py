@@ -96,6 +96,7 @@ class DockerEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         on_line: LineSink,
+        target: str | None = None,
         cache_from: Iterable[str] = (),
     ) -> str:
         """Build and return the image id; raise `BuildFailed` with the failing step's output."""
@@ -109,6 +110,7 @@ class DockerEngine:
                 buildargs=dict(build_args),
                 labels=dict(labels),
                 cache_from=list(cache_from) or None,
+                target=target,
                 rm=True,
                 forcerm=True,  # no stopped container is left behind by a failed step
                 pull=False,

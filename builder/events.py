@@ -21,6 +21,7 @@ class PushEvent:
     message: str | None = None
     pusher: str | None = None
     delivery_id: str | None = None
+    default_branch: str | None = None  # as the payload tells it, where it does
 
     @property
     def ref_type(self) -> str:

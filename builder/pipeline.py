@@ -1,7 +1,8 @@
-"""One build, start to end: fetch the pushed commit, build once, tag every tag, push each.
+"""One build, start to end: fetch the pushed commit, build once, push every tag it may.
 
 The pipeline owns no queue and no records: it reports through a line sink and returns a
-`BuildResult` or raises a `HookbuildError`. Nothing is pushed unless the build succeeded.
+`BuildResult` (built, or skipped by a path filter) or raises a `HookbuildError`. Nothing
+is pushed unless the build succeeded and no release tag refuses it.
 """
 
 from __future__ import annotations
@@ -16,42 +17,71 @@ from pathlib import Path
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.paths import resolve_build_paths
+from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
+from builder.publish import Publisher, TagLedger
 from builder.redact import redact
-from builder.source import MirrorCache
+from builder.source import CommitInfo, MirrorCache
+from builder.tagorder import TagHolder
+from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
 
 LogSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    image_id: str
-    digest: str
-    tags: tuple[str, ...]
-    digests: dict[str, str] = field(default_factory=dict)  # image:tag -> digest
+    tags: tuple[str, ...]  # the final tags (with `{date}` filled in)
+    image_id: str = ""
+    digest: str = ""
+    digests: dict[str, str] = field(default_factory=dict)  # image:tag -> digest, as pushed
+    skipped: str | None = None  # why nothing was built (path filters)
 
 
-def oci_labels(plan: BuildPlan, created: datetime) -> dict[str, str]:
+def oci_labels(plan: BuildPlan, commit: CommitInfo) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.source": redact(plan.clone_url),
         "org.opencontainers.image.revision": plan.sha,
-        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # The commit's date, not the build's: a rebuild of a commit reuses its layers.
+        "org.opencontainers.image.created": commit.committed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.ref.name": plan.ref_name,
-        "org.opencontainers.image.title": plan.repository,
+        "org.opencontainers.image.title": plan.image.rsplit("/", 1)[-1],
     }
-    if plan.ref.startswith("refs/tags/"):
-        labels["org.opencontainers.image.version"] = plan.ref_name
-    return labels
+    if plan.version or plan.ref.startswith("refs/tags/"):
+        labels["org.opencontainers.image.version"] = plan.version or plan.ref_name
+    return labels | dict(plan.labels)
+
+
+def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LogSink) -> tuple[str, ...]:
+    """Fill `{date...}` with the commit's date, and make each result a valid tag."""
+    done: list[str] = []
+    for tag in tags:
+        if has_deferred_date(tag):
+            filled = fill_dates(tag, committed_at)
+            tag = filled if is_valid_tag(filled) else to_docker_tag(filled)
+            if not tag:
+                say(f"==> note: tag {filled!r} has no valid tag in it: skipped")
+                continue
+        if tag not in done:
+            done.append(tag)
+    return tuple(done)
 
 
 class Pipeline:
     def __init__(
-        self, config: Config, engine: DockerEngine, mirrors: MirrorCache, workdir: Path
+        self,
+        config: Config,
+        engine: DockerEngine,
+        mirrors: MirrorCache,
+        workdir: Path,
+        ledger: TagLedger | None = None,
+        build_id: str = "",
     ) -> None:
         self.config = config
         self.engine = engine
         self.mirrors = mirrors
         self.workdir = workdir
+        self.ledger = ledger
+        self.build_id = build_id
 
     def run(self, plan: BuildPlan, log: LogSink) -> BuildResult:
         repository = self.config.repository(plan.forge, plan.repository)
@@ -70,31 +100,57 @@ class Pipeline:
             commit = self.mirrors.export(
                 plan.clone_url, plan.ref, plan.sha, checkout, credentials, say
             )
+            tags = final_tags(plan.tags, commit.committed_at, say)
+            skipped = self._path_filter(plan, credentials, say)
+            if skipped:
+                say(f"==> skipped: {skipped}")
+                return BuildResult(tags, skipped=skipped)
             paths = resolve_build_paths(checkout, plan.context, plan.dockerfile)
-            first = f"{plan.image}:{plan.tags[0]}"
             say(f"==> building {plan.dockerfile} in context {plan.context}")
             image_id = self.engine.build(
                 paths.context,
                 paths.dockerfile,
-                tag=first,
+                tag=f"{plan.image}:{tags[0]}",
                 build_args=plan.build_args,
-                # The commit's date, not the build's: a rebuild of a commit reuses its layers.
-                labels=oci_labels(plan, commit.committed_at),
+                labels=oci_labels(plan, commit),
+                target=plan.target,
                 on_line=say,
             )
             say(f"==> built {image_id}")
-            digests = {}
-            auth = self._registry_auth(plan.image)
-            for tag in plan.tags:
-                self.engine.tag(image_id, plan.image, tag)
-            for tag in plan.tags:
-                say(f"==> pushing {plan.image}:{tag}")
-                digests[f"{plan.image}:{tag}"] = self.engine.push(plan.image, tag, auth, say)
-                say(f"==> pushed {plan.image}:{tag} {digests[f'{plan.image}:{tag}']}")
-            digest = next(iter(digests.values()))
-            return BuildResult(image_id, digest, plan.tags, digests)
+            publisher = Publisher(self.engine, self.ledger, self._ancestry(plan.clone_url))
+            publisher.check_releases(plan, tags, image_id)
+            me = TagHolder(
+                sha=plan.sha,
+                committed_at=commit.committed_at.timestamp(),
+                version=plan.version,
+                image_id=image_id,
+                build_id=self.build_id,
+            )
+            digests = publisher.publish(plan, tags, me, self._registry_auth(plan.image), say)
+            digest = next(iter(digests.values()), "")
+            return BuildResult(tags, image_id, digest, digests)
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
+
+    def _path_filter(
+        self, plan: BuildPlan, credentials: tuple[str, str] | None, say: LogSink
+    ) -> str | None:
+        if not plan.paths and not plan.ignore_paths:
+            return None
+        changed = self.mirrors.changed_files(
+            plan.clone_url, plan.before, plan.sha, plan.default_branch, credentials
+        )
+        if changed is None:
+            say("==> path filters: no earlier commit to compare with; building")
+            return None
+        shown = ", ".join(changed[:20]) + (
+            f" and {len(changed) - 20} more" if len(changed) > 20 else ""
+        )
+        say(f"==> changed files: {shown or '(none)'}")
+        return path_filter_reason(changed, plan.paths, plan.ignore_paths)
+
+    def _ancestry(self, clone_url: str) -> Callable[[str, str], bool | None]:
+        return lambda a, b: self.mirrors.is_ancestor(clone_url, a, b)
 
     def _registry_auth(self, image: str) -> RegistryAuth | None:
         registry = self.config.registry_for(image)

@@ -28,6 +28,17 @@ class BuildPlan:
     pusher: str | None = None
     delivery_id: str | None = None
     notes: tuple[str, ...] = ()  # decisions the build log should show (e.g. a tag made valid)
+    before: str = ""
+    default_branch: str = "main"
+    target: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # tag -> "pinned" | "release" | "moving" (builder.tagkinds); tags still holding
+    # `{date...}` are filled in by the worker once it knows the commit's date.
+    tag_kinds: Mapping[str, str] = field(default_factory=dict)
+    overwrite: tuple[str, ...] = ()  # release tags that may be pointed at another image
+    version: str | None = None  # the tag ref's semver, which orders its moving tags
+    paths: tuple[str, ...] = ()
+    ignore_paths: tuple[str, ...] = ()
 
     @property
     def ref_name(self) -> str:
@@ -36,17 +47,27 @@ class BuildPlan:
     def image_refs(self) -> list[str]:
         return [f"{self.image}:{tag}" for tag in self.tags]
 
+    def kind_of(self, tag: str) -> str:
+        return self.tag_kinds.get(tag, "moving")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["tags"] = list(self.tags)
-        data["notes"] = list(self.notes)
-        data["build_args"] = dict(self.build_args)
+        for name in _TUPLES:
+            data[name] = list(getattr(self, name))
+        for name in _MAPPINGS:
+            data[name] = dict(getattr(self, name))
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BuildPlan:
-        values = dict(data)
-        values["tags"] = tuple(values.get("tags", ()))
-        values["notes"] = tuple(values.get("notes", ()))
-        values["build_args"] = dict(values.get("build_args", {}))
+        known = cls.__dataclass_fields__
+        values = {key: value for key, value in data.items() if key in known}
+        for name in _TUPLES:
+            values[name] = tuple(values.get(name, ()))
+        for name in _MAPPINGS:
+            values[name] = dict(values.get(name, {}))
         return cls(**values)
+
+
+_TUPLES = ("tags", "notes", "overwrite", "paths", "ignore_paths")
+_MAPPINGS = ("build_args", "labels", "tag_kinds")

@@ -141,6 +141,51 @@ class MirrorCache:
                 message=str(commit.message).strip(),
             )
 
+    def is_ancestor(self, clone_url: str, ancestor: str, descendant: str) -> bool | None:
+        """Is `ancestor` in the history of `descendant`? None when the mirror lacks either."""
+        with self._locked(self.mirror_path(clone_url)) as repo:
+            if not (self._has_commit(repo, ancestor) and self._has_commit(repo, descendant)):
+                return None
+            try:
+                repo.git.merge_base("--is-ancestor", ancestor, descendant)
+            except git.GitCommandError:
+                return False
+            return True
+
+    def changed_files(
+        self,
+        clone_url: str,
+        before: str,
+        sha: str,
+        default_branch: str,
+        credentials: tuple[str, str] | None = None,
+    ) -> list[str] | None:
+        """Files the push changed: `before..sha`; for a new branch (or a `before` that a force
+        push made unknown), what `sha` changed since it left the default branch. None when
+        there is nothing to compare with."""
+        with self._locked(self.mirror_path(clone_url)) as repo:
+            base = before if before.strip("0") and self._has_commit(repo, before) else None
+            if base is None:
+                ref = f"refs/heads/{default_branch}"
+                try:
+                    repo.git.fetch(
+                        "--no-tags",
+                        "--force",
+                        clone_url,
+                        f"+{ref}:{ref}",
+                        env=_auth_environment(credentials),
+                    )
+                    base = repo.git.merge_base(ref, sha).strip()
+                except git.GitCommandError:
+                    return None
+            if base == sha:
+                return []
+            try:
+                output = repo.git.diff("--name-only", "--no-renames", base, sha)
+            except git.GitCommandError:
+                return None
+            return [line for line in output.splitlines() if line]
+
     @staticmethod
     def _has_commit(repo: git.Repo, sha: str) -> bool:
         try:

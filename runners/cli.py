@@ -81,8 +81,12 @@ def check(config_file: str) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    rules = sum(len(r.rules) for r in config.repositories)
-    click.echo(f"{config_file}: ok ({len(config.repositories)} repositories, {rules} rules)")
+    images = [image for r in config.repositories for image in r.all_images]
+    rules = sum(len(image.rules) for image in images)
+    click.echo(
+        f"{config_file}: ok ({len(config.repositories)} repositories, "
+        f"{len(images)} images, {rules} rules)"
+    )
 
 
 @main.command()

@@ -17,6 +17,7 @@ from builder.plan import BuildPlan
 from builder.source import MirrorCache
 from runners.context import current
 from runners.records import BuildStatus, BuildStore
+from runners.tagledger import RedisTagLedger
 
 
 class _LogWriter:
@@ -52,6 +53,8 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
             engine,
             MirrorCache(context.state_dir / "mirrors"),
             context.state_dir / "work",
+            ledger=RedisTagLedger(connection),
+            build_id=build_id,
         )
         result = pipeline.run(plan, log)
     except BuildFailed as exc:
@@ -68,8 +71,18 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
             build_id, BuildStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
         )
         raise
-    log(f"==> succeeded in {time.monotonic() - started:.1f}s: {', '.join(plan.image_refs())}")
-    store.finish(build_id, BuildStatus.SUCCEEDED, digest=result.digest, digests=result.digests)
+    if result.skipped:
+        store.finish(build_id, BuildStatus.SKIPPED, tags=result.tags, error=result.skipped)
+        return {"status": "skipped", "reason": result.skipped}
+    pushed = ", ".join(result.digests) or "no tag (every tag points at a newer commit)"
+    log(f"==> succeeded in {time.monotonic() - started:.1f}s: {pushed}")
+    store.finish(
+        build_id,
+        BuildStatus.SUCCEEDED,
+        tags=result.tags,
+        digest=result.digest,
+        digests=result.digests,
+    )
     return {"status": "succeeded", "digest": result.digest}
 
 

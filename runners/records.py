@@ -28,10 +28,11 @@ class BuildStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # path filters: the push changed nothing this image is built from
 
     @property
     def finished(self) -> bool:
-        return self in (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED)
+        return self not in (BuildStatus.QUEUED, BuildStatus.RUNNING)
 
 
 def text(value: bytes | str) -> str:

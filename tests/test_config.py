@@ -127,7 +127,7 @@ def test_check_command_accepts_a_good_file(tmp_path: Path) -> None:
     good.write_text(GOOD)
     result = CliRunner().invoke(main, ["check", str(good)], env={"ACME_WEB_SECRET": "x"})
     assert result.exit_code == 0, result.output
-    assert "ok (1 repositories, 3 rules)" in result.output
+    assert "ok (1 repositories, 1 images, 3 rules)" in result.output
 
 
 def test_example_config_is_valid() -> None:

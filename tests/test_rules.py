@@ -74,7 +74,7 @@ def test_branch_rule_does_not_fire_for_a_tag_of_the_same_name() -> None:
 def test_unmatched_branch_says_why() -> None:
     decision = decide(REPO, push("refs/heads/other"))
     assert decision.skipped == "no rule matches refs/heads/other"
-    assert decision.rules[0].why == "'other' is not main"
+    assert decision.images[0].rules[0].why == "'other' is not main"
 
 
 def test_deletion_builds_nothing() -> None:

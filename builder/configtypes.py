@@ -1,0 +1,41 @@
+"""Field types shared by the config models: strict models, build args, repository paths."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _scalar_to_str(value: Any) -> Any:
+    """YAML reads `1.0` and `true` as numbers and booleans; build args are strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+BuildArgs = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
+
+
+def _inside_repository(value: str | None) -> str | None:
+    """Checked again at build time, where symlinks in the checkout are resolved too."""
+    if value is None:
+        return value
+    if value.startswith("/"):
+        raise ValueError(f"{value!r} must be relative to the repository root")
+    if ".." in value.split("/"):
+        raise ValueError(f"{value!r} may not contain '..'")
+    return value
+
+
+RepoPath = Annotated[str, AfterValidator(_inside_repository)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Labels = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
+Globs = list[Annotated[str, Field(min_length=1)]]

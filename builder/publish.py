@@ -1,0 +1,114 @@
+"""Tag and push a built image, each tag by its kind (builder.tagkinds):
+
+- pinned tags are always pushed;
+- release tags refuse to point at another image unless the rule allows `overwrite`;
+- moving tags move forward only, under a per-tag lock, so that two builds finishing in the
+  wrong order never leave `latest` on the older commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from builder.engine import DockerEngine, RegistryAuth
+from builder.errors import HookbuildError
+from builder.plan import BuildPlan
+from builder.tagkinds import TagKind
+from builder.tagorder import Ancestry, TagHolder, is_newer
+
+LogSink = Callable[[str], None]
+
+
+class TagLedger(Protocol):
+    """Where each image tag points, as hookbuild pushed it; shared by all workers."""
+
+    def current(self, image: str, tag: str) -> TagHolder | None: ...
+
+    def hold(self, image: str, tag: str) -> AbstractContextManager[None]:
+        """Exclusive use of one tag while deciding and pushing it."""
+        ...
+
+    def record(self, image: str, tag: str, holder: TagHolder) -> None: ...
+
+
+class ReleaseTagTaken(HookbuildError):
+    """A release tag already points at another image and the rule does not allow overwrite."""
+
+
+class Publisher:
+    def __init__(
+        self, engine: DockerEngine, ledger: TagLedger | None, is_ancestor: Ancestry
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.is_ancestor = is_ancestor
+
+    def check_releases(self, plan: BuildPlan, tags: tuple[str, ...], image_id: str) -> None:
+        """Refuse before anything is pushed, so a refused build changes nothing."""
+        if self.ledger is None:
+            return
+        for tag in tags:
+            if plan.kind_of(tag) == TagKind.RELEASE:
+                self._check_release(plan, tag, image_id)
+
+    def _check_release(self, plan: BuildPlan, tag: str, image_id: str) -> None:
+        assert self.ledger is not None
+        holder = self.ledger.current(plan.image, tag)
+        if holder and holder.image_id != image_id and tag not in plan.overwrite:
+            raise ReleaseTagTaken(
+                f"{plan.image}:{tag} already points at {holder.digest} (commit {holder.sha[:7]}, "
+                f"build {holder.build_id}); refusing to replace a release tag with another image. "
+                "Set `overwrite: true` on the rule to allow it."
+            )
+
+    def publish(
+        self,
+        plan: BuildPlan,
+        tags: tuple[str, ...],
+        me: TagHolder,
+        auth: RegistryAuth | None,
+        say: LogSink,
+    ) -> dict[str, str]:
+        """Push every tag that may move here; return `image:tag -> digest` of those pushed."""
+        digests: dict[str, str] = {}
+        for tag in tags:
+            self.engine.tag(me.image_id, plan.image, tag)
+        for tag in tags:
+            kind = plan.kind_of(tag)
+            if self.ledger is None or kind == TagKind.PINNED:
+                digests[f"{plan.image}:{tag}"] = self._push(plan, tag, auth, say)
+                continue
+            with self.ledger.hold(plan.image, tag):
+                holder = self.ledger.current(plan.image, tag)
+                if kind == TagKind.RELEASE:
+                    self._check_release(plan, tag, me.image_id)
+                elif holder is not None and not is_newer(me, holder, self.is_ancestor):
+                    say(
+                        f"==> leaving {plan.image}:{tag} where it is: it points at a newer "
+                        f"commit ({holder.sha[:7]}, build {holder.build_id}); "
+                        "tags only move forward"
+                    )
+                    continue
+                digest = self._push(plan, tag, auth, say)
+                digests[f"{plan.image}:{tag}"] = digest
+                self.ledger.record(plan.image, tag, _with_digest(me, digest))
+        return digests
+
+    def _push(self, plan: BuildPlan, tag: str, auth: RegistryAuth | None, say: LogSink) -> str:
+        say(f"==> pushing {plan.image}:{tag}")
+        digest = self.engine.push(plan.image, tag, auth, say)
+        say(f"==> pushed {plan.image}:{tag} {digest}")
+        return digest
+
+
+def _with_digest(holder: TagHolder, digest: str) -> TagHolder:
+    return TagHolder(
+        sha=holder.sha,
+        committed_at=holder.committed_at,
+        version=holder.version,
+        image_id=holder.image_id,
+        digest=digest,
+        build_id=holder.build_id,
+    )

@@ -1,0 +1,135 @@
+"""Config models for what gets built: images (one or several per repository) and their rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from builder.configtypes import BuildArgs, Globs, Labels, RepoPath, StrictModel
+from builder.patterns import PatternError, RefPattern
+from builder.templates import TemplateError, check_template
+
+IMAGE_PATTERN = r"^[a-z0-9]+([._:/-][a-zA-Z0-9]+)*$"
+
+
+def check_image_name(value: str) -> str:
+    last = value.rsplit("/", 1)[-1]
+    if ":" in last or "@" in last:
+        raise ValueError("give the image without a tag; rules give the tags")
+    return value
+
+
+class FlavorConfig(StrictModel):
+    """metadata-action's flavor: a prefix and a suffix on every tag of the rule."""
+
+    prefix: str = ""
+    suffix: str = ""
+
+
+class RuleConfig(StrictModel):
+    branch: str | None = None
+    tag: str | None = None
+    # Default: ["{sourceref}"]; with `semver: true`, none beyond the semver ones.
+    tags: list[str] | None = None
+    semver: bool = False
+    latest: Literal["auto"] | bool = "auto"
+    overwrite: bool = False
+    flavor: FlavorConfig | None = None
+    dockerfile: RepoPath | None = None
+    context: RepoPath | None = None
+    build_args: BuildArgs | None = None
+    target: str | None = None
+    labels: Labels | None = None
+    paths: Globs | None = None
+    ignore_paths: Globs | None = None
+
+    _pattern: RefPattern | None = PrivateAttr(default=None)
+
+    @field_validator("branch", "tag")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value:
+                raise ValueError("must not be empty (leave it out to match any name)")
+            try:
+                RefPattern.parse(value)
+            except PatternError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _templates_known(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            return value
+        source = info.data.get("branch") or info.data.get("tag")
+        try:
+            pattern = RefPattern.parse(source) if source else RefPattern.parse("")
+        except PatternError:
+            return value  # already reported on the pattern's own field
+        errors = []
+        for index, template in enumerate(value):
+            try:
+                check_template(template, pattern.group_count, pattern.group_names)
+                datetime(2000, 1, 2, tzinfo=UTC).strftime(template)  # a broken % is caught here
+            except (TemplateError, ValueError) as exc:
+                errors.append(f"[{index}] {exc}")
+        if errors:
+            # One "[index] message" line per template; config._problems_from moves the index
+            # into the location (`rules[1].tags[2]`).
+            raise ValueError("\n".join(errors))
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RuleConfig:
+        if self.branch is not None and self.tag is not None:
+            raise ValueError("a rule has either `branch:` or `tag:`, not both")
+        if self.semver and self.branch is not None:
+            raise ValueError("`semver: true` is for tag rules: branches have no versions")
+        if self.tags == [] and not self.semver:
+            raise ValueError("`tags: []` gives no tag; leave `tags` out for the default")
+        source = self.branch if self.branch is not None else self.tag
+        self._pattern = RefPattern.parse(source) if source is not None else None
+        return self
+
+    @property
+    def source_type(self) -> Literal["branch", "tag", "any"]:
+        if self.branch is not None:
+            return "branch"
+        return "tag" if self.tag is not None else "any"
+
+    @property
+    def pattern(self) -> RefPattern | None:
+        return self._pattern
+
+    @property
+    def tag_templates(self) -> list[str]:
+        if self.tags is not None:
+            return self.tags
+        return [] if self.semver else ["{sourceref}"]
+
+    def describe(self) -> str:
+        if self.branch is not None:
+            return f"branch: {self.branch}"
+        return f"tag: {self.tag}" if self.tag is not None else "any ref"
+
+
+class ImageConfig(StrictModel):
+    """One image built from the repository; a monorepo lists several under `images:`."""
+
+    name: str = Field(min_length=1, pattern=IMAGE_PATTERN)
+    dockerfile: RepoPath | None = None
+    context: RepoPath | None = None
+    build_args: BuildArgs | None = None
+    target: str | None = None
+    labels: Labels | None = None
+    paths: Globs = Field(default_factory=list)
+    ignore_paths: Globs = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _no_tag(cls, value: str) -> str:
+        return check_image_name(value)
