@@ -317,6 +317,75 @@ def build(
         sys.exit(worst)
 
 
+@main.command()
+@config_option
+@click.option("--repo", "repository", required=True, help="The repository's name in the config.")
+@click.option("--ref", required=True, help="refs/heads/NAME, refs/tags/NAME, or a branch name.")
+@click.option("--sha", default=None, help="The commit (default: a placeholder).")
+@click.option(
+    "--changed", multiple=True, help="A file the push changed (repeat); checks path filters."
+)
+@click.option("--message", default=None, help="The head commit's message; checks [skip ci].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+def preview(
+    config_path: str,
+    repository: str,
+    ref: str,
+    sha: str | None,
+    changed: tuple[str, ...],
+    message: str | None,
+    as_json: bool,
+) -> None:
+    """Show what a push would build: per image, the rules that matched and their tags, and
+    for each rule that did not match, why. Builds nothing, needs no running service."""
+    import json
+
+    from builder.manual import TriggerRequestError
+    from webhooks.preview import preview as explain
+
+    config = _load(config_path)
+    try:
+        answer = explain(config, repository, ref, sha, list(changed) if changed else None, message)
+    except TriggerRequestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"{repository} {answer['ref']} at {answer['sha'][:7]}")
+    if answer["skipped"]:
+        click.echo(f"  builds nothing: {answer['skipped']}")
+    for image in answer["images"]:
+        click.echo(f"  {image['image']}: " + (", ".join(image["tags"]) or "no tags"))
+        for rule in image["rules"]:
+            mark = "+" if rule["matched"] else "-"
+            detail = ", ".join(rule["tags"]) if rule["matched"] else rule["why"]
+            click.echo(f"    {mark} {rule['rule']}: {detail}")
+    if answer.get("note"):
+        click.echo(f"  note: {answer['note']}")
+
+
+@main.command()
+@config_option
+@redis_option
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def events(config_path: str, redis_url: str | None, limit: int) -> None:
+    """List recent webhook deliveries, newest first, and what came of each."""
+    import datetime
+
+    from runners.deliverylog import DeliveryLog
+
+    config = _load(config_path)
+    for item in DeliveryLog(_connect(config, redis_url)).recent(limit):
+        when = datetime.datetime.fromtimestamp(item["at"], datetime.UTC).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        )
+        what = ",".join(item["builds"]) if item["builds"] else (item["reason"] or "")
+        where = " ".join(x for x in (item["repository"], item["ref"]) if x)
+        click.echo(
+            f"{when}  {item['forge']:<16} {item['status']}  {item['outcome']:<9}  {where}  {what}"
+        )
+
+
 EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCELLED: 2}
 
 

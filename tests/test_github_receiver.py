@@ -76,7 +76,8 @@ def test_signed_push_is_accepted_with_its_build_ids(client: TestClient, redis: R
     record = BuildStore(redis).get(build_id)
     assert record is not None and record.status.value == "queued"
     assert record.sha == "199eddf46df50de8d02e99bf1c5fdb4101338224"
-    assert record.tags == ("master",)
+    # master is the payload's default branch, so `latest` comes with it (latest: auto).
+    assert record.tags == ("master", "latest")
     assert queued(redis) == 1
 
 

@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from runners.deliverylog import DeliveryLog
 from runners.records import BuildStore
 
 MAX_PAGE = 200
@@ -18,8 +19,14 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
 
 
 class BuildsApi:
-    def __init__(self, store: BuildStore) -> None:
+    def __init__(self, store: BuildStore, deliveries: DeliveryLog) -> None:
         self.store = store
+        self.deliveries = deliveries
+
+    async def list_deliveries(self, request: Request) -> Response:
+        limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
+        events = await run_in_threadpool(self.deliveries.recent, limit)
+        return JSONResponse({"events": events, "limit": limit})
 
     async def list_builds(self, request: Request) -> Response:
         limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)

@@ -13,9 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from builder.config import Config
+from runners.deliverylog import DeliveryLog
 from runners.queue import BuildQueue
 from webhooks.api import BuildsApi
 from webhooks.forges import ForgeDriver, default_drivers
+from webhooks.preview import preview_endpoint
 from webhooks.receiver import WebhookReceiver
 from webhooks.trigger import TriggerEndpoint
 
@@ -24,8 +26,9 @@ def create_app(
     config: Config, connection: Redis, drivers: Mapping[str, ForgeDriver] | None = None
 ) -> Starlette:
     queue = BuildQueue(connection)
-    receiver = WebhookReceiver(config, queue, drivers or default_drivers())
-    api = BuildsApi(queue.store)
+    deliveries = DeliveryLog(connection)
+    receiver = WebhookReceiver(config, queue, drivers or default_drivers(), deliveries)
+    api = BuildsApi(queue.store, deliveries)
     trigger = TriggerEndpoint(config, queue)
 
     async def healthz(_request: Request) -> Response:
@@ -42,6 +45,10 @@ def create_app(
             Route("/api/builds", api.list_builds, methods=["GET"]),
             Route("/api/builds/{build_id}", api.get_build, methods=["GET"]),
             Route("/api/builds/{build_id}/log", api.get_log, methods=["GET"]),
+            Route("/api/events", api.list_deliveries, methods=["GET"]),
+            Route(
+                "/api/preview", lambda request: preview_endpoint(request, config), methods=["POST"]
+            ),
             Route("/healthz", healthz, methods=["GET"]),
         ],
     )

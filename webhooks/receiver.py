@@ -8,6 +8,7 @@ record an accepted delivery gets 5xx, so that the forge or a person can redelive
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse
 from builder.config import Config
 from builder.plan import BuildPlan
 from builder.rules import decide
+from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.queue import BuildQueue
 from webhooks.body import read_limited
 from webhooks.errors import DeliveryRejected, MalformedPayload, UnknownRepository
@@ -28,11 +30,16 @@ from webhooks.forges.base import ForgeDriver
 
 class WebhookReceiver:
     def __init__(
-        self, config: Config, queue: BuildQueue, drivers: Mapping[str, ForgeDriver]
+        self,
+        config: Config,
+        queue: BuildQueue,
+        drivers: Mapping[str, ForgeDriver],
+        deliveries: DeliveryLog,
     ) -> None:
         self.config = config
         self.queue = queue
         self.drivers = drivers
+        self.deliveries = deliveries
 
     async def handle(self, request: Request) -> JSONResponse:
         forge = request.path_params["forge"]
@@ -40,37 +47,52 @@ class WebhookReceiver:
         if driver is None:
             known = ", ".join(sorted(self.drivers))
             return JSONResponse({"error": f"unknown forge {forge!r}; hooks exist for {known}"}, 404)
+        note = DeliveryRecord(forge=forge)
         try:
-            return await self._receive(forge, driver, request)
+            response = await self._receive(forge, driver, request, note)
         except DeliveryRejected as exc:
-            return JSONResponse({"error": str(exc)}, exc.status_code)
+            note.reason = str(exc)
+            response = JSONResponse({"error": str(exc)}, exc.status_code)
+        note.status = response.status_code
+        await run_in_threadpool(self._log, note)
+        return response
 
-    async def _receive(self, forge: str, driver: ForgeDriver, request: Request) -> JSONResponse:
+    def _log(self, note: DeliveryRecord) -> None:
+        # The answer matters more than its record; a 503 already says Redis is away.
+        with contextlib.suppress(RedisError):
+            self.deliveries.add(note)
+
+    async def _receive(
+        self, forge: str, driver: ForgeDriver, request: Request, note: DeliveryRecord
+    ) -> JSONResponse:
         body = await read_limited(request, self.config.server.max_body_bytes)
         headers = request.headers
         event = driver.event_name(headers)
+        note.event, note.delivery_id = event, driver.delivery_id(headers)
         if not event:
             raise MalformedPayload(f"no event header: is this a {forge} webhook?")
         pinged = event == "ping" or event in driver.ping_events
         if pinged and not body.strip():
-            return JSONResponse({"ignored": f"{event}: the webhook is set up"})
+            return self._ignored(note, f"{event}: the webhook is set up")
         payload = _decode(body)
         # The secret belongs to a repository, so the payload is decoded to find it; nothing
         # in it is acted on until the signature over the raw bytes is verified.
         name = driver.repository_name(event, payload)
+        note.repository = name
         if name is None:
             if pinged:
-                return JSONResponse({"ignored": f"{event} names no repository; nothing to verify"})
+                return self._ignored(note, f"{event} names no repository; nothing to verify")
             raise MalformedPayload(f"the {event} payload names no repository")
         repository = self.config.repository(forge, name)
         if repository is None:
             raise UnknownRepository(f"no {forge} repository {name!r} in the config")
         driver.verify(headers, body, repository.secret, repository.signing_token)
 
-        delivery_id = driver.delivery_id(headers)
-        parsed = driver.parse(event, payload, delivery_id)
+        parsed = driver.parse(event, payload, note.delivery_id)
         if parsed.ignored:
-            return JSONResponse({"builds": [], "ignored": parsed.ignored})
+            return self._ignored(note, parsed.ignored)
+        if parsed.events:
+            note.ref, note.sha = parsed.events[0].ref, parsed.events[0].sha
         plans: list[BuildPlan] = []
         skipped: list[str] = []
         for push in parsed.events:
@@ -79,9 +101,17 @@ class WebhookReceiver:
             if decision.skipped:
                 skipped.append(decision.skipped)
         if not plans:
-            return JSONResponse({"builds": [], "skipped": "; ".join(skipped) or "nothing to build"})
+            note.outcome, note.reason = "skipped", "; ".join(skipped) or "nothing to build"
+            return JSONResponse({"builds": [], "skipped": note.reason})
         tags_once = bool(getattr(driver, "tags_once", False))
-        return await run_in_threadpool(self._enqueue, forge, delivery_id, plans, skipped, tags_once)
+        return await run_in_threadpool(
+            self._enqueue, forge, note.delivery_id, plans, skipped, tags_once, note
+        )
+
+    @staticmethod
+    def _ignored(note: DeliveryRecord, reason: str) -> JSONResponse:
+        note.outcome, note.reason = "ignored", reason
+        return JSONResponse({"builds": [], "ignored": reason})
 
     def _enqueue(
         self,
@@ -90,6 +120,7 @@ class WebhookReceiver:
         plans: list[BuildPlan],
         skipped: list[str],
         tags_once: bool,
+        note: DeliveryRecord,
     ) -> JSONResponse:
         ledger = self.queue.ledger
         claimed: list[tuple[str, str, str]] = []
@@ -97,6 +128,8 @@ class WebhookReceiver:
             if delivery_id:
                 earlier = ledger.claim(forge, delivery_id)
                 if earlier is not None:
+                    note.outcome, note.builds = "duplicate", earlier
+                    note.reason = "this delivery id was received before"
                     return JSONResponse({"builds": earlier, "duplicate": True})
             if tags_once:
                 plans = self._first_announcement_only(forge, plans, skipped, claimed)
@@ -109,12 +142,15 @@ class WebhookReceiver:
                     ledger.release_ref(forge, repository, ref, sha)
                 raise
         except RedisError as exc:
+            note.outcome, note.reason = "error", f"could not queue the builds: {exc}"
             return JSONResponse(
                 {"error": f"could not queue the builds ({exc}); redeliver the webhook"}, 503
             )
         answer: dict[str, Any] = {"builds": ids}
+        note.builds = ids
+        note.outcome = "built" if ids else "skipped"
         if skipped:
-            answer["skipped"] = "; ".join(skipped)
+            answer["skipped"] = note.reason = "; ".join(skipped)
         return JSONResponse(answer, 202 if ids else 200)
 
     def _first_announcement_only(

@@ -50,8 +50,10 @@ class BitbucketCloudDriver:
             or field(payload, "actor", "nickname")
             or field(payload, "actor", "display_name")
         )
+        main = field(payload, "repository", "mainbranch", "name")
+        default_branch = main if isinstance(main, str) and main else None
         events = tuple(
-            _change_event(self.name, full_name, change, pusher, delivery_id)
+            _change_event(self.name, full_name, change, pusher, delivery_id, default_branch)
             for change in changes
             if isinstance(change, dict)
         )
@@ -59,7 +61,12 @@ class BitbucketCloudDriver:
 
 
 def _change_event(
-    forge: str, full_name: str, change: dict[str, Any], pusher: Any, delivery_id: str | None
+    forge: str,
+    full_name: str,
+    change: dict[str, Any],
+    pusher: Any,
+    delivery_id: str | None,
+    default_branch: str | None,
 ) -> PushEvent:
     new, old = change.get("new"), change.get("old")
     side = new if isinstance(new, dict) else old
@@ -80,4 +87,5 @@ def _change_event(
         message=message if isinstance(message, str) else None,
         pusher=pusher if isinstance(pusher, str) else None,
         delivery_id=delivery_id,
+        default_branch=default_branch,
     )

@@ -68,6 +68,7 @@ class GiteaFamilyDriver:
             message=None if deleted else _message(payload, after),
             pusher=pusher if isinstance(pusher, str) else None,
             delivery_id=delivery_id,
+            default_branch=field(payload, "repository", "default_branch") or None,
         )
 
     def _create(self, payload: Payload, delivery_id: str | None) -> Parsed:

@@ -14,6 +14,10 @@ from webhooks.forges.base import (
 )
 
 
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 class GitHubDriver:
     name = "github"
     ping_events: frozenset[str] = frozenset()  # GitHub's ping carries the repository: verified
@@ -61,6 +65,7 @@ class GitHubDriver:
                     message=message if isinstance(message, str) else None,
                     pusher=pusher if isinstance(pusher, str) else None,
                     delivery_id=delivery_id,
+                    default_branch=_str(field(payload, "repository", "default_branch")),
                 ),
             )
         )

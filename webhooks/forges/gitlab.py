@@ -101,6 +101,7 @@ class GitLabDriver:
                     message=_message(payload, sha or after),
                     pusher=payload.get("user_username") or payload.get("user_name"),
                     delivery_id=delivery_id,
+                    default_branch=field(payload, "project", "default_branch") or None,
                 ),
             )
         )
