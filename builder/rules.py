@@ -18,7 +18,7 @@ from builder.events import PushEvent
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.ruleconfig import ImageConfig, RuleConfig
-from builder.tagkinds import TagKind, classify
+from builder.tagkinds import TagKind, classify, is_partial_version
 from builder.templates import (
     NeedsSemver,
     TemplateContext,
@@ -259,10 +259,16 @@ def _apply(
     wanted: list[tuple[str, str, TagKind]] = []  # (template, raw tag, kind)
     notes: list[str] = []
     for template in rule.tag_templates:
+        kind = classify(template, event.ref_type)
         try:
-            wanted.append((template, render(template, context), classify(template, event.ref_type)))
+            raw = render(template, context)
         except NeedsSemver as missing:
             notes.append(f"tag template {template!r} needs a semver ref for {{{missing}}}: skipped")
+            continue
+        if version is not None and version.prerelease and is_partial_version(template):
+            # As metadata-action: a pre-release only extends its full version, never `1.2`.
+            raw, kind = str(version), TagKind.RELEASE
+        wanted.append((template, raw, kind))
     if rule.semver and version is not None:
         wanted.append(("{version}", str(version), TagKind.RELEASE))
         if not version.prerelease:  # a pre-release gets only its full version

@@ -21,18 +21,17 @@ class TagKind(StrEnum):
     MOVING = "moving"
 
 
+def is_partial_version(template: str) -> bool:
+    """`{major}`, `{major}.{minor}`: shared by every patch release of that line."""
+    names = set(_PLACEHOLDER.findall(template))
+    full = {"patch", "version", "prerelease", "tag", "sourceref", "sha", "short_sha"}
+    return bool(names & {"major", "minor"}) and not names & full
+
+
 def classify(template: str, ref_type: str) -> TagKind:
     names = set(_PLACEHOLDER.findall(template))
     if names & {"sha", "short_sha"}:
         return TagKind.PINNED
-    if ref_type != "tag" or not names:
+    if ref_type != "tag" or not names or is_partial_version(template):
         return TagKind.MOVING
-    if names & {"major", "minor"} and not names & {
-        "patch",
-        "version",
-        "prerelease",
-        "tag",
-        "sourceref",
-    }:
-        return TagKind.MOVING  # `{major}`, `{major}.{minor}`: shared by every patch release
     return TagKind.RELEASE
