@@ -17,7 +17,7 @@ from runners.deliverylog import DeliveryLog
 from runners.queue import BuildQueue
 from webhooks.api import BuildsApi
 from webhooks.forges import ForgeDriver, default_drivers
-from webhooks.preview import preview_endpoint
+from webhooks.preview import PreviewEndpoint
 from webhooks.receiver import WebhookReceiver
 from webhooks.trigger import TriggerEndpoint
 
@@ -46,9 +46,7 @@ def create_app(
             Route("/api/builds/{build_id}", api.get_build, methods=["GET"]),
             Route("/api/builds/{build_id}/log", api.get_log, methods=["GET"]),
             Route("/api/events", api.list_deliveries, methods=["GET"]),
-            Route(
-                "/api/preview", lambda request: preview_endpoint(request, config), methods=["POST"]
-            ),
+            Route("/api/preview", PreviewEndpoint(config).handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
     )

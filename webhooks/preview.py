@@ -50,7 +50,15 @@ def preview(
     return answer
 
 
-async def preview_endpoint(request: Request, config: Config) -> JSONResponse:
+class PreviewEndpoint:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def handle(self, request: Request) -> JSONResponse:
+        return await _answer(request, self.config)
+
+
+async def _answer(request: Request, config: Config) -> JSONResponse:
     try:
         body = json.loads(await request.body() or b"{}")
         if not isinstance(body, dict) or not isinstance(body.get("repository"), str):
