@@ -178,6 +178,8 @@ class MirrorCache:
                     base = repo.git.merge_base(ref, sha).strip()
                 except git.GitCommandError:
                     return None
+            if base == sha and not before.strip("0"):
+                return None  # a new ref at a commit the default branch has: nothing to compare
             if base == sha:
                 return []
             try:
