@@ -386,7 +386,12 @@ def events(config_path: str, redis_url: str | None, limit: int) -> None:
         )
 
 
-EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCELLED: 2}
+EXIT_CODES = {
+    BuildStatus.SUCCEEDED: 0,
+    BuildStatus.SKIPPED: 0,  # nothing to build is not a failure
+    BuildStatus.FAILED: 1,
+    BuildStatus.CANCELLED: 2,
+}
 
 
 @main.command()
@@ -399,8 +404,8 @@ EXIT_CODES = {BuildStatus.SUCCEEDED: 0, BuildStatus.FAILED: 1, BuildStatus.CANCE
 def logs(config_path: str, redis_url: str | None, build_id: str, follow: bool) -> None:
     """Print a build's log.
 
-    With --follow, keep printing as the build runs, then exit 0 if it succeeded, 1 if it
-    failed, 2 if it was cancelled.
+    With --follow, keep printing as the build runs, then exit 0 if it succeeded (or was
+    skipped by a path filter), 1 if it failed, 2 if it was cancelled.
     """
     config = _load(config_path)
     store = BuildStore(_connect(config, redis_url))
