@@ -372,10 +372,12 @@ def events(config_path: str, redis_url: str | None, limit: int) -> None:
     """List recent webhook deliveries, newest first, and what came of each."""
     import datetime
 
-    from runners.deliverylog import DeliveryLog
+    from runners.deliverylog import DeliveryLog, with_build_outcomes
 
     config = _load(config_path)
-    for item in DeliveryLog(_connect(config, redis_url)).recent(limit):
+    connection = _connect(config, redis_url)
+    recent = DeliveryLog(connection).recent(limit)
+    for item in with_build_outcomes(recent, BuildStore(connection)):
         when = datetime.datetime.fromtimestamp(item["at"], datetime.UTC).strftime(
             "%Y-%m-%d %H:%M:%S"
         )

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from redis import Redis
 
-from runners.records import PREFIX, text
+from runners.records import PREFIX, BuildStatus, BuildStore, text
 
 MAX_DELIVERIES = 10_000
 
@@ -31,6 +31,24 @@ class DeliveryRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def with_build_outcomes(events: list[dict[str, Any]], store: BuildStore) -> list[dict[str, Any]]:
+    """Join each delivery with its builds' states. A delivery whose every build a worker
+    skipped (path filters are checked after fetching) reads as skipped, with the reasons."""
+    ids = [build_id for event in events for build_id in event["builds"]]
+    records = {record.id: record for record in store.get_many(ids)} if ids else {}
+    for event in events:
+        found = [records[i] for i in event["builds"] if i in records]
+        event["build_statuses"] = {r.id: r.status.value for r in found}
+        if (
+            event["outcome"] == "built"
+            and found
+            and all(r.status is BuildStatus.SKIPPED for r in found)
+        ):
+            event["outcome"] = "skipped"
+            event["reason"] = "; ".join(sorted({r.error or "skipped" for r in found}))
+    return events
 
 
 class DeliveryLog:

@@ -197,6 +197,34 @@ def test_monorepo_builds_only_the_images_whose_files_changed(
     assert registry.tags("mono/api") == sorted([first[:7], second[:7], "latest"])
     assert registry.tags("mono/web") == sorted([first[:7], "latest"])
     assert registry.read_file("mono/api", "latest", "/commit.txt") == "api-2\n"
+    [event] = [e for e in client.get("/api/events").json()["events"] if e["sha"] == second]
+    assert event["build_statuses"] == {api_build: "succeeded", web_build: "skipped"}
+
+
+def test_a_delivery_whose_builds_were_all_skipped_reads_as_skipped(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    first = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "1\n", "docs/a.md": "a\n"})
+    repo.push("main")
+    second = repo.commit({"docs/a.md": "b\n"})
+    repo.push("main")
+    cfg = config(
+        tmp_path,
+        registry,
+        repo.url,
+        "docs/web",
+        "      - {branch: main}\n",
+        extra='    ignore_paths: ["docs/**"]\n',
+    )
+    client = TestClient(create_app(cfg, redis))
+    deliver(client, "refs/heads/main", second, before=first)
+    work(cfg, redis, docker_host)
+    [event] = client.get("/api/events").json()["events"]
+    assert (
+        event["outcome"] == "skipped" and event["reason"] == "no changed file outside ignore_paths"
+    )
+    assert registry.tags("docs/web") == []
 
 
 @pytest.mark.timeout(30)

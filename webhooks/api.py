@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from runners.deliverylog import DeliveryLog
+from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.records import BuildStore
 
 MAX_PAGE = 200
@@ -25,7 +25,9 @@ class BuildsApi:
 
     async def list_deliveries(self, request: Request) -> Response:
         limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
-        events = await run_in_threadpool(self.deliveries.recent, limit)
+        events = await run_in_threadpool(
+            lambda: with_build_outcomes(self.deliveries.recent(limit), self.store)
+        )
         return JSONResponse({"events": events, "limit": limit})
 
     async def list_builds(self, request: Request) -> Response:
