@@ -96,7 +96,7 @@ class RepositoryConfig(StrictModel):
     clone_token: str | None = None
     default_branch: str | None = None  # default: the payload's, else "main"
     latest_from: Literal["branch", "tags"] = "branch"
-    timeout: int = Field(default=3600, gt=0)
+    timeout: int = Field(default=3600, gt=0)  # seconds a build may take; a rule may override
     # One image: `image` and `rules` (with the build settings below as its own)...
     image: str | None = Field(default=None, min_length=1, pattern=IMAGE_PATTERN)
     rules: list[RuleConfig] | None = Field(default=None, min_length=1)
@@ -179,10 +179,23 @@ def _default_state_dir(environ: Mapping[str, str]) -> str:
     return os.path.join(base, "hookbuild")
 
 
+class RetryConfig(StrictModel):
+    # Attempts at a fetch or a push that failed for a transient reason (a registry 5xx or a
+    # refused connection, a network error); a build's own failure is never retried.
+    transient: int = Field(default=3, ge=1, le=20)
+    backoff_seconds: float = Field(default=2.0, ge=0)  # doubles after each attempt
+    # Times a build whose worker died (killed, crashed) is started again; 0: it fails.
+    lost_builds: int = Field(default=0, ge=0, le=10)
+
+
 class Config(StrictModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     workers: int = Field(default=2, ge=1, le=64)
+    # Builds of one repository that run (or wait on the queue) at once; more wait their turn
+    # in the repository's own line, so one busy repository cannot starve the others.
+    max_running_per_repository: int = Field(default=2, ge=1, le=64)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
     state_dir: str | None = None
     registries: list[RegistryConfig] = Field(default_factory=list)
     repositories: list[RepositoryConfig] = Field(default_factory=list)
@@ -197,6 +210,7 @@ class Config(StrictModel):
             empty: dict[str, Any] = {
                 "server": {},
                 "redis": {},
+                "retries": {},
                 "registries": [],
                 "repositories": [],
             }

@@ -81,6 +81,9 @@ class DockerEngine:
         except docker.errors.DockerException as exc:
             raise from_docker_error(exc, "connecting to the Docker engine") from exc
 
+    def close(self) -> None:
+        self.client.close()
+
     def ping(self) -> None:
         try:
             self.client.ping()
@@ -116,21 +119,26 @@ class DockerEngine:
                 pull=False,
                 decode=True,
             )
+            # Read to the end even after an error: the engine closes the stream then, and a
+            # half-read stream would keep its connection open.
+            failure = None
             for chunk in stream:
                 if "stream" in chunk:
                     lines.feed(chunk["stream"])
-                if "error" in chunk or "errorDetail" in chunk:
+                if ("error" in chunk or "errorDetail" in chunk) and failure is None:
                     lines.flush()
                     detail = chunk.get("errorDetail") or {}
                     reason = detail.get("message") or chunk.get("error") or "docker build failed"
                     lines.emit(f"ERROR: {reason}")
-                    raise BuildFailed(reason.strip(), list(lines.tail))
+                    failure = BuildFailed(reason.strip(), list(lines.tail))
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and "ID" in aux:
                     image_id = aux["ID"]
         except (docker.errors.DockerException, requests.RequestException) as exc:
             lines.flush()
             raise from_docker_error(exc, "docker build") from exc
+        if failure is not None:
+            raise failure
         lines.flush()
         if image_id is None:
             image_id = self._image_id(tag)
@@ -159,12 +167,13 @@ class DockerEngine:
                 decode=True,
                 auth_config=auth.as_auth_config() if auth else None,
             )
-            for chunk in stream:
-                if "error" in chunk or "errorDetail" in chunk:
+            failure = None
+            for chunk in stream:  # to the end, even after an error (see build)
+                if ("error" in chunk or "errorDetail" in chunk) and failure is None:
                     detail = chunk.get("errorDetail") or {}
                     reason = (detail.get("message") or chunk.get("error") or "push failed").strip()
                     transient = any(word in reason.lower() for word in _TRANSIENT_PUSH_WORDS)
-                    raise RegistryError(
+                    failure = RegistryError(
                         f"pushing {repository}:{tag}: {reason}", transient=transient
                     )
                 aux = chunk.get("aux")
@@ -174,6 +183,8 @@ class DockerEngine:
                 if status and not chunk.get("progressDetail"):
                     layer = chunk.get("id")
                     on_line(f"{layer}: {status}" if layer else status)
+            if failure is not None:
+                raise failure
         except docker.errors.APIError as exc:
             raise RegistryError(
                 f"pushing {repository}:{tag}: {exc.explanation or exc}", transient=True

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
@@ -21,11 +22,13 @@ from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger
 from builder.redact import redact
+from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
 from builder.tagorder import TagHolder
 from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
 
 LogSink = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,12 @@ class Pipeline:
         checkout = Path(tempfile.mkdtemp(prefix="build-", dir=self.workdir))
         try:
             say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
-            commit = self.mirrors.export(
-                plan.clone_url, plan.ref, plan.sha, checkout, credentials, say
+            commit = self._retrying(
+                lambda: self.mirrors.export(
+                    plan.clone_url, plan.ref, plan.sha, checkout, credentials, say
+                ),
+                "fetching",
+                say,
             )
             tags = final_tags(plan.tags, commit.committed_at, say)
             skipped = self._path_filter(plan, credentials, say)
@@ -117,7 +124,9 @@ class Pipeline:
                 on_line=say,
             )
             say(f"==> built {image_id}")
-            publisher = Publisher(self.engine, self.ledger, self._ancestry(plan.clone_url))
+            publisher = Publisher(
+                self.engine, self.ledger, self._ancestry(plan.clone_url), self._retrying
+            )
             publisher.check_releases(plan, tags, image_id)
             me = TagHolder(
                 sha=plan.sha,
@@ -148,6 +157,10 @@ class Pipeline:
         )
         say(f"==> changed files: {shown or '(none)'}")
         return path_filter_reason(changed, plan.paths, plan.ignore_paths)
+
+    def _retrying(self, action: Callable[[], T], what: str, say: LogSink) -> T:
+        retries = self.config.retries
+        return with_retries(action, what, retries.transient, retries.backoff_seconds, say)
 
     def _ancestry(self, clone_url: str) -> Callable[[str, str], bool | None]:
         return lambda a, b: self.mirrors.is_ancestor(clone_url, a, b)

@@ -39,6 +39,7 @@ class BuildPlan:
     version: str | None = None  # the tag ref's semver, which orders its moving tags
     paths: tuple[str, ...] = ()
     ignore_paths: tuple[str, ...] = ()
+    cancel_superseded: bool = False  # a newer push of the same image and ref cancels this
 
     @property
     def ref_name(self) -> str:

@@ -37,13 +37,26 @@ class ReleaseTagTaken(HookbuildError):
     """A release tag already points at another image and the rule does not allow overwrite."""
 
 
+class Retrying(Protocol):
+    def __call__(self, action: Callable[[], str], what: str, say: LogSink) -> str: ...
+
+
+def _once(action: Callable[[], str], what: str, say: LogSink) -> str:
+    return action()
+
+
 class Publisher:
     def __init__(
-        self, engine: DockerEngine, ledger: TagLedger | None, is_ancestor: Ancestry
+        self,
+        engine: DockerEngine,
+        ledger: TagLedger | None,
+        is_ancestor: Ancestry,
+        retrying: Retrying = _once,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.is_ancestor = is_ancestor
+        self.retrying = retrying
 
     def check_releases(self, plan: BuildPlan, tags: tuple[str, ...], image_id: str) -> None:
         """Refuse before anything is pushed, so a refused build changes nothing."""
@@ -98,7 +111,9 @@ class Publisher:
 
     def _push(self, plan: BuildPlan, tag: str, auth: RegistryAuth | None, say: LogSink) -> str:
         say(f"==> pushing {plan.image}:{tag}")
-        digest = self.engine.push(plan.image, tag, auth, say)
+        digest = self.retrying(
+            lambda: self.engine.push(plan.image, tag, auth, say), f"pushing {plan.image}:{tag}", say
+        )
         say(f"==> pushed {plan.image}:{tag} {digest}")
         return digest
 

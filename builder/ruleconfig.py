@@ -44,6 +44,10 @@ class RuleConfig(StrictModel):
     labels: Labels | None = None
     paths: Globs | None = None
     ignore_paths: Globs | None = None
+    # superseded: a newer push of the same image and ref cancels this build (default for
+    # branches); never: every push builds (default for tags).
+    cancel: Literal["superseded", "never"] | None = None
+    timeout: int | None = Field(default=None, gt=0)  # seconds; default: the repository's
 
     _pattern: RefPattern | None = PrivateAttr(default=None)
 

@@ -94,6 +94,8 @@ class _Group:
     labels: dict[str, str]
     paths: tuple[str, ...]
     ignore_paths: tuple[str, ...]
+    cancel_superseded: bool
+    timeout: int
     tags: dict[str, _Tag] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -166,6 +168,8 @@ def _decide_image(
             labels=labels,
             paths=paths if changed is None else (),
             ignore_paths=ignore if changed is None else (),
+            cancel_superseded=(rule.cancel or _default_cancel(event)) == "superseded",
+            timeout=rule.timeout or repository.timeout,
         )
         key = (
             group.dockerfile,
@@ -175,6 +179,8 @@ def _decide_image(
             tuple(sorted(labels.items())),
             group.paths,
             group.ignore_paths,
+            group.cancel_superseded,
+            group.timeout,
         )
         group = groups.setdefault(key, group)
         for tag in tags:
@@ -208,7 +214,7 @@ def _plan(
         dockerfile=group.dockerfile,
         context=group.context,
         build_args=group.build_args,
-        timeout=repository.timeout,
+        timeout=group.timeout,
         message=event.message,
         pusher=event.pusher,
         delivery_id=event.delivery_id,
@@ -222,7 +228,13 @@ def _plan(
         version=str(version) if version is not None else None,
         paths=group.paths,
         ignore_paths=group.ignore_paths,
+        cancel_superseded=group.cancel_superseded,
     )
+
+
+def _default_cancel(event: PushEvent) -> str:
+    """A newer push makes an older branch build pointless; every tag is a release."""
+    return "superseded" if event.ref_type == "branch" else "never"
 
 
 def _apply(

@@ -12,12 +12,12 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # Linux: the kernel sends SIGTERM to this child when its parent dies, even by SIGKILL,
-    # so workers and the private redis-server are never left running on their own.
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: the kernel sends `sig` to this process when its parent dies, even by SIGKILL,
+    so workers, their builds and the private redis-server never run on their own."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(list(argv), preexec_fn=_die_with_parent, **kwargs)
+    return subprocess.Popen(list(argv), preexec_fn=die_with_parent, **kwargs)

@@ -295,9 +295,8 @@ def build(
         raise click.ClickException(f"no repository {repository!r} in {config_path}")
     connection = _connect(config, redis_url)
     try:
-        outcome = request_build(
-            BuildQueue(connection), configured, ref, checked_sha(sha), "hookbuild build"
-        )
+        queue = BuildQueue(connection, max_running=config.max_running_per_repository)
+        outcome = request_build(queue, configured, ref, checked_sha(sha), "hookbuild build")
     except (TriggerRequestError, HookbuildError) as exc:
         raise click.ClickException(str(exc)) from exc
     if outcome.skipped:

@@ -21,6 +21,7 @@ class WorkerContext:
     config: Config
     environ: Mapping[str, str]  # DOCKER_HOST and friends, for the Docker client
     name: str
+    in_process: bool = False  # jobs run in the worker's own process (no work horse to end)
 
     @property
     def state_dir(self) -> Path:
@@ -32,6 +33,10 @@ _current: ContextVar[WorkerContext | None] = ContextVar("hookbuild_worker_contex
 
 def install(context: WorkerContext) -> None:
     _current.set(context)
+
+
+def has_context() -> bool:
+    return _current.get() is not None
 
 
 def current() -> WorkerContext:

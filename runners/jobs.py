@@ -9,19 +9,22 @@ from typing import Any
 from redis import Redis
 from rq import get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from builder.engine import DockerEngine
 from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
-from runners.context import current
+from runners.context import WorkerContext, current, has_context
+from runners.queue import BuildQueue
 from runners.records import BuildStatus, BuildStore
 from runners.tagledger import RedisTagLedger
+from runners.watchdog import BuildWatchdog
 
 
 class _LogWriter:
-    """Appends log lines to Redis as they come, batching only what arrives in one instant."""
+    """Appends each log line to Redis as it comes, so other processes can follow it."""
 
     def __init__(self, store: BuildStore, build_id: str) -> None:
         self.store = store
@@ -31,6 +34,10 @@ class _LogWriter:
         self.store.append_log(self.build_id, [line])
 
 
+def _queue(connection: Redis, context: WorkerContext) -> BuildQueue:
+    return BuildQueue(connection, max_running=context.config.max_running_per_repository)
+
+
 def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
@@ -38,14 +45,34 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     connection: Redis = job.connection
     context = current()
     store = BuildStore(connection)
+    queue = _queue(connection, context)
     plan = BuildPlan.from_dict(plan_data)
-    record = store.start(build_id, context.name)
-    if record is None:
+    if store.start(build_id, context.name) is None:
+        queue.release(build_id, plan.repository)
         return {"status": "skipped", "reason": "the build was cancelled or is gone"}
 
+    watchdog = BuildWatchdog(
+        connection,
+        build_id,
+        context.name,
+        queue.cancel_key(build_id),
+        can_kill=not context.in_process,
+    )
+    watchdog.start()
+    try:
+        return _run(build_id, plan, context, store, connection)
+    finally:
+        watchdog.stop()
+        queue.release(build_id, plan.repository)
+
+
+def _run(
+    build_id: str, plan: BuildPlan, context: WorkerContext, store: BuildStore, connection: Redis
+) -> dict[str, Any]:
     log = _LogWriter(store, build_id)
     log(f"==> build {build_id} of {plan.repository} {plan.ref} at {plan.sha} on {context.name}")
     started = time.monotonic()
+    engine: DockerEngine | None = None
     try:
         engine = DockerEngine.from_environment(context.environ)
         pipeline = Pipeline(
@@ -57,20 +84,20 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
             build_id=build_id,
         )
         result = pipeline.run(plan, log)
+    except JobTimeoutException:
+        # Raised in the middle of the build; the work horse ends right after, which makes
+        # the engine cancel the build and remove its container.
+        return _fail(store, build_id, log, f"timed out after {plan.timeout}s")
     except BuildFailed as exc:
-        log(f"==> FAILED: {exc.reason}")
-        store.finish(build_id, BuildStatus.FAILED, error=f"build failed: {exc.reason}")
-        return {"status": "failed", "error": exc.reason}
+        return _fail(store, build_id, log, f"build failed: {exc.reason}")
     except HookbuildError as exc:
-        log(f"==> FAILED: {exc}")
-        store.finish(build_id, BuildStatus.FAILED, error=str(exc))
-        return {"status": "failed", "error": str(exc)}
+        return _fail(store, build_id, log, str(exc))
     except Exception as exc:
-        log(f"==> FAILED: internal error: {type(exc).__name__}: {exc}")
-        store.finish(
-            build_id, BuildStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}"
-        )
+        _fail(store, build_id, log, f"internal error: {type(exc).__name__}: {exc}")
         raise
+    finally:
+        if engine is not None:
+            engine.close()
     if result.skipped:
         store.finish(build_id, BuildStatus.SKIPPED, tags=result.tags, error=result.skipped)
         return {"status": "skipped", "reason": result.skipped}
@@ -86,6 +113,12 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     return {"status": "succeeded", "digest": result.digest}
 
 
+def _fail(store: BuildStore, build_id: str, log: _LogWriter, reason: str) -> dict[str, Any]:
+    log(f"==> FAILED: {reason}")
+    store.finish(build_id, BuildStatus.FAILED, error=reason)
+    return {"status": "failed", "error": reason}
+
+
 def on_job_failure(
     job: Job,
     connection: Redis,
@@ -93,13 +126,16 @@ def on_job_failure(
     exc_value: BaseException | None,
     traceback: TracebackType | None,
 ) -> None:
-    """RQ calls this when a job dies outside our own handling: a timeout, a killed work horse."""
+    """RQ calls this when a job dies outside our own handling: RQ's own timeout killed the
+    work horse, or it died. A build already finished (cancelled, failed) stays as it is."""
     store = BuildStore(connection)
     record = store.get(job.id)
     if record is None or record.status.finished:
         return
     reason = f"{exc_type.__name__}: {exc_value}" if exc_type else "the worker died"
     if exc_type is not None and "Timeout" in exc_type.__name__:
-        reason = f"timed out after {job.timeout} seconds"
-    store.append_log(job.id, [f"==> FAILED: {reason}"])
-    store.finish(job.id, BuildStatus.FAILED, error=reason)
+        reason = f"timed out after {job.timeout}s"
+    if store.finish(job.id, BuildStatus.FAILED, error=reason):
+        store.append_log(job.id, [f"==> FAILED: {reason}"])
+    max_running = current().config.max_running_per_repository if has_context() else 2
+    BuildQueue(connection, max_running=max_running).release(job.id, record.repository)

@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, cast
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import WatchError
 
 PREFIX = "hookbuild"
+# A running build's job refreshes its `alive` key every few seconds; a build whose key has
+# expired lost its worker (killed, crashed, machine gone) and is reaped.
+ALIVE_TTL_SECONDS = 15
 
 
 class BuildStatus(StrEnum):
@@ -65,6 +69,8 @@ class BuildRecord:
     message: str | None = None
     pusher: str | None = None
     worker: str | None = None
+    plan: Mapping[str, Any] | None = None  # what to run: kept for promotion, retries, rebuilds
+    attempt: int = 1
 
     @property
     def duration(self) -> float | None:
@@ -80,6 +86,7 @@ class BuildRecord:
         data["digests"] = dict(self.digests)
         data["short_sha"] = self.sha[:7]
         data["duration"] = self.duration
+        data.pop("plan", None)
         return data
 
     def _to_hash(self) -> dict[str, str]:
@@ -142,17 +149,66 @@ class BuildStore:
         target = pipeline if pipeline is not None else self.connection
         target.hset(self._key(build_id), mapping=cast(Any, mapping))
 
+    def running_key(self) -> str:
+        return f"{self.prefix}:running"
+
+    def alive_key(self, build_id: str) -> str:
+        return f"{self.prefix}:build:{build_id}:alive"
+
+    def transition(
+        self,
+        build_id: str,
+        allowed_from: Collection[BuildStatus],
+        status: BuildStatus,
+        **changes: Any,
+    ) -> bool:
+        """Move a build to `status` only from one of `allowed_from`, atomically: a build that
+        was cancelled meanwhile is never marked succeeded, nor a finished one started again."""
+        key = self._key(build_id)
+        allowed = {json.dumps(s.value) for s in allowed_from}
+        with self.connection.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    current = pipe.hget(key, "status")
+                    if current is None or text(current) not in allowed:
+                        pipe.reset()
+                        return False
+                    pipe.multi()
+                    self.update(build_id, pipeline=pipe, status=status, **changes)
+                    if status is BuildStatus.RUNNING:
+                        pipe.sadd(self.running_key(), build_id)
+                    elif status.finished:
+                        pipe.srem(self.running_key(), build_id)
+                        pipe.delete(self.alive_key(build_id))
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
     def start(self, build_id: str, worker: str) -> BuildRecord | None:
         """queued -> running; None when the build is gone or already finished (cancelled)."""
-        record = self.get(build_id)
-        if record is None or record.status.finished:
+        now = time.time()
+        self.connection.set(self.alive_key(build_id), worker, ex=ALIVE_TTL_SECONDS)
+        if not self.transition(
+            build_id, {BuildStatus.QUEUED}, BuildStatus.RUNNING, started_at=now, worker=worker
+        ):
             return None
-        started = replace(record, status=BuildStatus.RUNNING, started_at=time.time(), worker=worker)
-        self.update(build_id, status=started.status, started_at=started.started_at, worker=worker)
-        return started
+        return self.get(build_id)
 
-    def finish(self, build_id: str, status: BuildStatus, **changes: Any) -> None:
-        self.update(build_id, status=status, finished_at=time.time(), **changes)
+    def finish(self, build_id: str, status: BuildStatus, **changes: Any) -> bool:
+        """running (or queued) -> a finished state; False if it had finished already."""
+        unfinished = {BuildStatus.QUEUED, BuildStatus.RUNNING}
+        return self.transition(build_id, unfinished, status, finished_at=time.time(), **changes)
+
+    def heartbeat(self, build_id: str, worker: str) -> None:
+        self.connection.set(self.alive_key(build_id), worker, ex=ALIVE_TTL_SECONDS)
+
+    def is_alive(self, build_id: str) -> bool:
+        return bool(self.connection.exists(self.alive_key(build_id)))
+
+    def running(self) -> list[str]:
+        return sorted(text(cast(bytes, i)) for i in self.connection.smembers(self.running_key()))
 
     def append_log(self, build_id: str, lines: Iterable[str]) -> None:
         batch = list(lines)

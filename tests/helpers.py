@@ -34,6 +34,7 @@ def make_config(
         auth = f"    username: {registry_auth[0]}\n    password: ${{REGISTRY_PASSWORD}}\n"
     text = (
         f"state_dir: {state_dir}\n"
+        "retries: {backoff_seconds: 0.1}\n"
         "registries:\n"
         f"  - host: {registry_host}\n{auth}    insecure: true\n"
         "repositories:\n"

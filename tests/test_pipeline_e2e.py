@@ -234,3 +234,13 @@ def test_registry_down_fails_the_build_and_says_so(
     assert record is not None and record.status is BuildStatus.FAILED
     assert record.error is not None and f"pushing {nothing_listens}/down/web:latest" in record.error
     assert "connection refused" in record.error.lower()
+    log = BuildStore(redis).log_lines(record.id)
+    retried = [
+        line
+        for line in log
+        if line.startswith(f"==> pushing {nothing_listens}/down/web:latest failed")
+    ]
+    assert [line.split("; ")[-1] for line in retried] == [
+        "attempt 2 of 3 in 0s",
+        "attempt 3 of 3 in 0s",
+    ]

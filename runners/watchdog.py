@@ -1,0 +1,57 @@
+"""A running build's companion thread: it keeps the build's heartbeat alive, and stops the
+build when someone cancels it.
+
+Stopping means ending the work horse process: the Docker engine then sees its build
+request's connection close, cancels the build and removes the step's container (checked
+against dockerd). In-process workers (tests, `--burst` debugging) cannot end themselves;
+there the build runs on and its record simply stays cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from runners.records import BuildStore
+
+HEARTBEAT_SECONDS = 5.0
+POLL_SECONDS = 0.5
+
+
+class BuildWatchdog(threading.Thread):
+    def __init__(
+        self, connection: Redis, build_id: str, worker: str, cancel_key: str, can_kill: bool
+    ) -> None:
+        super().__init__(name=f"watchdog-{build_id}", daemon=True)
+        self.store = BuildStore(connection)
+        self.connection = connection
+        self.build_id = build_id
+        self.worker = worker
+        self.cancel_key = cancel_key
+        self.can_kill = can_kill
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        beats = 0.0
+        while not self._done.wait(POLL_SECONDS):
+            try:
+                beats += POLL_SECONDS
+                if beats >= HEARTBEAT_SECONDS:
+                    self.store.heartbeat(self.build_id, self.worker)
+                    beats = 0.0
+                if self.connection.exists(self.cancel_key):
+                    self._stop_build()
+                    return
+            except RedisError:
+                continue  # Redis away for a moment: the heartbeat's TTL covers a short gap
+
+    def _stop_build(self) -> None:
+        if self.can_kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._done.set()
