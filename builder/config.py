@@ -52,6 +52,10 @@ HOSTED_CLONE_URLS: Mapping[str, str] = {
 class ServerConfig(StrictModel):
     listen: str = "0.0.0.0:8080"
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    # Bearer token for what changes state (cancel, rebuild). None: those endpoints are off.
+    token: str | None = Field(default=None, min_length=16)
+    # Reads (builds, logs, events) open to all, or only with the token.
+    public: bool = True
 
     @field_validator("listen")
     @classmethod

@@ -239,8 +239,16 @@ def _format_duration(seconds: float | None) -> str:
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def builds(config_path: str, redis_url: str | None, repository: str | None, limit: int) -> None:
     """List builds, newest first: id, repository, ref, sha, status, duration, tags."""
+    from runners.queue import BuildQueue
+
     config = _load(config_path)
-    records = BuildStore(_connect(config, redis_url)).recent(limit=limit, repository=repository)
+    queue = BuildQueue(_connect(config, redis_url), max_running=config.max_running_per_repository)
+    records = queue.store.recent(limit=limit, repository=repository)
+
+    def status(record: BuildRecord) -> str:
+        position = queue.position(record)
+        return f"{record.status.value}(#{position})" if position else record.status.value
+
     rows = [("ID", "REPOSITORY", "REF", "SHA", "STATUS", "DURATION", "TAGS")]
     rows += [
         (
@@ -248,7 +256,7 @@ def builds(config_path: str, redis_url: str | None, repository: str | None, limi
             r.repository,
             r.ref,
             r.sha[:7],
-            r.status.value,
+            status(r),
             _format_duration(r.duration),
             ",".join(r.tags),
         )
@@ -385,6 +393,22 @@ def events(config_path: str, redis_url: str | None, limit: int) -> None:
         click.echo(
             f"{when}  {item['forge']:<16} {item['status']}  {item['outcome']:<9}  {where}  {what}"
         )
+
+
+@main.command()
+@config_option
+@redis_option
+@click.argument("build_id")
+def cancel(config_path: str, redis_url: str | None, build_id: str) -> None:
+    """Cancel a build wherever it is: waiting, queued, or running (it is stopped on the engine)."""
+    from runners.queue import BuildQueue
+
+    config = _load(config_path)
+    queue = BuildQueue(_connect(config, redis_url), max_running=config.max_running_per_repository)
+    record = queue.cancel(build_id, "cancelled with hookbuild cancel")
+    if record is None:
+        raise click.ClickException(f"no build {build_id!r}")
+    click.echo(f"{record.id} {record.status.value}" + (f": {record.error}" if record.error else ""))
 
 
 EXIT_CODES = {

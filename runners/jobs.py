@@ -57,6 +57,7 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
         context.name,
         queue.cancel_key(build_id),
         can_kill=not context.in_process,
+        timeout=plan.timeout,
     )
     watchdog.start()
     try:

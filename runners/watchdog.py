@@ -1,5 +1,5 @@
 """A running build's companion thread: it keeps the build's heartbeat alive, and stops the
-build when someone cancels it.
+build when someone cancels it or when it runs past its timeout.
 
 Stopping means ending the work horse process: the Docker engine then sees its build
 request's connection close, cancels the build and removes the step's container (checked
@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from runners.records import BuildStore
+from runners.records import BuildStatus, BuildStore
 
 HEARTBEAT_SECONDS = 5.0
 POLL_SECONDS = 0.5
@@ -24,7 +25,13 @@ POLL_SECONDS = 0.5
 
 class BuildWatchdog(threading.Thread):
     def __init__(
-        self, connection: Redis, build_id: str, worker: str, cancel_key: str, can_kill: bool
+        self,
+        connection: Redis,
+        build_id: str,
+        worker: str,
+        cancel_key: str,
+        can_kill: bool,
+        timeout: float,
     ) -> None:
         super().__init__(name=f"watchdog-{build_id}", daemon=True)
         self.store = BuildStore(connection)
@@ -33,6 +40,8 @@ class BuildWatchdog(threading.Thread):
         self.worker = worker
         self.cancel_key = cancel_key
         self.can_kill = can_kill
+        self.timeout = timeout
+        self._deadline = time.monotonic() + timeout
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -44,6 +53,12 @@ class BuildWatchdog(threading.Thread):
                     self.store.heartbeat(self.build_id, self.worker)
                     beats = 0.0
                 if self.connection.exists(self.cancel_key):
+                    self._stop_build()
+                    return
+                if time.monotonic() > self._deadline:
+                    reason = f"timed out after {self.timeout:.0f}s"
+                    if self.store.finish(self.build_id, BuildStatus.FAILED, error=reason):
+                        self.store.append_log(self.build_id, [f"==> FAILED: {reason}"])
                     self._stop_build()
                     return
             except RedisError:

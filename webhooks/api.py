@@ -1,15 +1,23 @@
-"""The JSON API over build records: `GET /api/builds`, `/api/builds/{id}`, its log."""
+"""The JSON API over builds and deliveries: list, show, log, cancel, rebuild, events."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from builder.config import ServerConfig
+from builder.plan import BuildPlan
 from runners.deliverylog import DeliveryLog, with_build_outcomes
-from runners.records import BuildStore
+from runners.queue import BuildQueue
+from runners.records import BuildRecord
+from webhooks.auth import refuse_change, refuse_read
 
 MAX_PAGE = 200
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:
@@ -19,31 +27,46 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
 
 
 class BuildsApi:
-    def __init__(self, store: BuildStore, deliveries: DeliveryLog) -> None:
-        self.store = store
+    def __init__(self, queue: BuildQueue, deliveries: DeliveryLog, server: ServerConfig) -> None:
+        self.queue = queue
+        self.store = queue.store
         self.deliveries = deliveries
+        self.server = server
 
-    async def list_deliveries(self, request: Request) -> Response:
-        limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
-        events = await run_in_threadpool(
-            lambda: with_build_outcomes(self.deliveries.recent(limit), self.store)
-        )
-        return JSONResponse({"events": events, "limit": limit})
+    def reads(self, endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            return refuse_read(request, self.server) or await endpoint(request)
+
+        return guarded
+
+    def changes(self, endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            return refuse_change(request, self.server) or await endpoint(request)
+
+        return guarded
+
+    def _json(self, record: BuildRecord) -> dict[str, Any]:
+        data = record.to_json()
+        data["queue_position"] = self.queue.position(record)
+        return data
 
     async def list_builds(self, request: Request) -> Response:
         limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
         offset = _int(request.query_params.get("offset"), 0, 0, 10**9)
         repository = request.query_params.get("repository") or None
-        records = await run_in_threadpool(self.store.recent, limit, offset, repository)
+
+        def page() -> list[dict[str, Any]]:
+            return [self._json(r) for r in self.store.recent(limit, offset, repository)]
+
         return JSONResponse(
-            {"builds": [r.to_json() for r in records], "limit": limit, "offset": offset}
+            {"builds": await run_in_threadpool(page), "limit": limit, "offset": offset}
         )
 
     async def get_build(self, request: Request) -> Response:
         record = await run_in_threadpool(self.store.get, request.path_params["build_id"])
         if record is None:
             return JSONResponse({"error": "no such build"}, 404)
-        return JSONResponse(record.to_json())
+        return JSONResponse(await run_in_threadpool(self._json, record))
 
     async def get_log(self, request: Request) -> Response:
         build_id = request.path_params["build_id"]
@@ -53,3 +76,27 @@ class BuildsApi:
         start = _int(request.query_params.get("start"), 0, 0, 10**9)
         lines = await run_in_threadpool(self.store.log_lines, build_id, start)
         return PlainTextResponse("".join(f"{line}\n" for line in lines))
+
+    async def cancel(self, request: Request) -> Response:
+        build_id = request.path_params["build_id"]
+        record = await run_in_threadpool(self.queue.cancel, build_id, "cancelled through the API")
+        if record is None:
+            return JSONResponse({"error": "no such build"}, 404)
+        return JSONResponse(self._json(record))
+
+    async def rebuild(self, request: Request) -> Response:
+        record = await run_in_threadpool(self.store.get, request.path_params["build_id"])
+        if record is None:
+            return JSONResponse({"error": "no such build"}, 404)
+        if record.plan is None:
+            return JSONResponse({"error": "this build kept no plan to run again"}, 409)
+        plan = BuildPlan.from_dict({**record.plan, "delivery_id": None, "pusher": "rebuild"})
+        [build_id] = await run_in_threadpool(self.queue.submit, [plan])
+        return JSONResponse({"builds": [build_id], "rebuild_of": record.id}, 202)
+
+    async def list_deliveries(self, request: Request) -> Response:
+        limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
+        events = await run_in_threadpool(
+            lambda: with_build_outcomes(self.deliveries.recent(limit), self.store)
+        )
+        return JSONResponse({"events": events, "limit": limit})

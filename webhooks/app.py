@@ -28,7 +28,7 @@ def create_app(
     queue = BuildQueue(connection, max_running=config.max_running_per_repository)
     deliveries = DeliveryLog(connection)
     receiver = WebhookReceiver(config, queue, drivers or default_drivers(), deliveries)
-    api = BuildsApi(queue.store, deliveries)
+    api = BuildsApi(queue, deliveries, config.server)
     trigger = TriggerEndpoint(config, queue)
 
     async def healthz(_request: Request) -> Response:
@@ -42,10 +42,12 @@ def create_app(
         routes=[
             Route("/hooks/{forge}", receiver.handle, methods=["POST"]),
             Route("/trigger/{rest:path}", trigger.handle, methods=["POST"]),
-            Route("/api/builds", api.list_builds, methods=["GET"]),
-            Route("/api/builds/{build_id}", api.get_build, methods=["GET"]),
-            Route("/api/builds/{build_id}/log", api.get_log, methods=["GET"]),
-            Route("/api/events", api.list_deliveries, methods=["GET"]),
+            Route("/api/builds", api.reads(api.list_builds), methods=["GET"]),
+            Route("/api/builds/{build_id}", api.reads(api.get_build), methods=["GET"]),
+            Route("/api/builds/{build_id}/log", api.reads(api.get_log), methods=["GET"]),
+            Route("/api/builds/{build_id}/cancel", api.changes(api.cancel), methods=["POST"]),
+            Route("/api/builds/{build_id}/rebuild", api.changes(api.rebuild), methods=["POST"]),
+            Route("/api/events", api.reads(api.list_deliveries), methods=["GET"]),
             Route("/api/preview", PreviewEndpoint(config).handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

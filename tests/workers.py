@@ -1,0 +1,72 @@
+"""Real `hookbuild worker` processes for tests, and a config file to give them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.services import docker_env
+
+SECRET = "sched-secret"
+TOKEN = "api-token-0123456789abcdef"
+
+
+def write_config(
+    path: Path,
+    state: Path,
+    registry_host: str,
+    repositories: list[tuple[str, str, str]],  # (name, clone url, rules yaml)
+    extra: str = "",
+) -> Path:
+    repos = "".join(
+        f"  - name: {name}\n    forge: github\n    secret: {SECRET}\n    clone_url: {url}\n"
+        f"    image: {registry_host}/{name}\n    build_args: {{GREETING: hi}}\n    rules:\n{rules}"
+        for name, url, rules in repositories
+    )
+    path.write_text(
+        f"state_dir: {state}\nserver: {{token: {TOKEN}}}\nretries: {{backoff_seconds: 0.1}}\n{extra}"
+        f"repositories:\n{repos}"
+    )
+    return path
+
+
+class WorkerProcess:
+    def __init__(self, config: Path, redis_url: str, docker_host: str, name: str) -> None:
+        env = {**docker_env(docker_host), "PYTHONPATH": os.getcwd()}
+        self.name = name
+        self.log = config.parent / f"{name}.log"
+        self._log_handle = open(self.log, "wb")  # noqa: SIM115 - lives as long as the worker
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runners.cli",
+                "worker",
+                "--config",
+                str(config),
+                "--redis-url",
+                redis_url,
+                "--name",
+                name,
+            ],
+            env=env,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._log_handle.close()
+        return code
