@@ -192,6 +192,14 @@ class RetryConfig(StrictModel):
     lost_builds: int = Field(default=0, ge=0, le=10)
 
 
+class DiskConfig(StrictModel):
+    # Images hookbuild built, on each worker's engine, beyond which the oldest are removed
+    # after a build (stopped containers and dangling layers always are).
+    image_budget_mb: int = Field(default=20_480, ge=0)
+    # Cached git mirrors, beyond which the least recently used are removed.
+    mirror_budget_mb: int = Field(default=5_120, ge=0)
+
+
 class Config(StrictModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
@@ -200,6 +208,9 @@ class Config(StrictModel):
     # in the repository's own line, so one busy repository cannot starve the others.
     max_running_per_repository: int = Field(default=2, ge=1, le=64)
     retries: RetryConfig = Field(default_factory=RetryConfig)
+    disk: DiskConfig = Field(default_factory=DiskConfig)
+    # Finished builds (records and logs) are kept this long.
+    retention_days: float = Field(default=30, gt=0)
     state_dir: str | None = None
     registries: list[RegistryConfig] = Field(default_factory=list)
     repositories: list[RepositoryConfig] = Field(default_factory=list)
@@ -215,6 +226,7 @@ class Config(StrictModel):
                 "server": {},
                 "redis": {},
                 "retries": {},
+                "disk": {},
                 "registries": [],
                 "repositories": [],
             }

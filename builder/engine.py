@@ -195,6 +195,51 @@ class DockerEngine:
             raise RegistryError(f"pushing {repository}:{tag}: the engine reported no digest")
         return digest
 
+    def has_image_of(self, repository: str) -> bool:
+        """Does the engine hold any image of this repository (any tag)?"""
+        try:
+            return bool(self.client.images(name=repository, quiet=True))
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, f"listing images of {repository}") from exc
+
+    def pull(self, repository: str, tag: str, auth: RegistryAuth | None) -> bool:
+        """Pull one image; False (not an error) when the registry does not have it."""
+        try:
+            for chunk in self.client.pull(
+                repository,
+                tag=tag,
+                stream=True,
+                decode=True,
+                auth_config=auth.as_auth_config() if auth else None,
+            ):
+                if "error" in chunk or "errorDetail" in chunk:
+                    return False
+        except (docker.errors.DockerException, requests.RequestException):
+            return False
+        return True
+
+    def prune(self, label: str, budget_bytes: int) -> list[str]:
+        """Remove stopped containers and dangling layers; then images carrying `label`,
+        oldest first, until theirs fit in `budget_bytes`. Returns what was removed."""
+        removed: list[str] = []
+        try:
+            self.client.prune_containers()
+            self.client.prune_images(filters={"dangling": True})
+            images = self.client.images(filters={"label": label})
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, "pruning") from exc
+        used = sum(int(i.get("Size", 0)) for i in images)
+        for image in sorted(images, key=lambda i: int(i.get("Created", 0))):
+            if used <= budget_bytes:
+                break
+            try:
+                self.client.remove_image(image["Id"], force=True)
+            except docker.errors.APIError:
+                continue  # in use by a running build: its turn comes next time
+            used -= int(image.get("Size", 0))
+            removed.append(str(image["Id"]))
+        return removed
+
     def remove_image(self, reference: str) -> None:
         try:
             self.client.remove_image(reference, noprune=True)

@@ -29,6 +29,7 @@ from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_do
 
 LogSink = Callable[[str], None]
 T = TypeVar("T")
+IMAGE_LABEL = "dev.hookbuild.repository"
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,27 @@ def oci_labels(plan: BuildPlan, commit: CommitInfo) -> dict[str, str]:
         "org.opencontainers.image.created": commit.committed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.ref.name": plan.ref_name,
         "org.opencontainers.image.title": plan.image.rsplit("/", 1)[-1],
+        IMAGE_LABEL: plan.repository,  # what the disk budget may prune
     }
     if plan.version or plan.ref.startswith("refs/tags/"):
         labels["org.opencontainers.image.version"] = plan.version or plan.ref_name
     return labels | dict(plan.labels)
+
+
+class _StepCounter:
+    """Passes build output on, counting steps and the ones the engine took from its cache."""
+
+    def __init__(self, say: LogSink) -> None:
+        self.say = say
+        self.steps = 0
+        self.cached = 0
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("Step "):
+            self.steps += 1
+        elif line.strip() == "---> Using cache":
+            self.cached += 1
+        self.say(line)
 
 
 def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LogSink) -> tuple[str, ...]:
@@ -113,7 +131,10 @@ class Pipeline:
                 say(f"==> skipped: {skipped}")
                 return BuildResult(tags, skipped=skipped)
             paths = resolve_build_paths(checkout, plan.context, plan.dockerfile)
+            auth = self._registry_auth(plan.image)
+            cache_from = self._registry_cache(plan, tags, auth, say)
             say(f"==> building {plan.dockerfile} in context {plan.context}")
+            steps = _StepCounter(say)
             image_id = self.engine.build(
                 paths.context,
                 paths.dockerfile,
@@ -121,9 +142,10 @@ class Pipeline:
                 build_args=plan.build_args,
                 labels=oci_labels(plan, commit),
                 target=plan.target,
-                on_line=say,
+                on_line=steps,
+                cache_from=cache_from,
             )
-            say(f"==> built {image_id}")
+            say(f"==> built {image_id}; {steps.cached} of {steps.steps} steps from the cache")
             publisher = Publisher(
                 self.engine, self.ledger, self._ancestry(plan.clone_url), self._retrying
             )
@@ -135,11 +157,26 @@ class Pipeline:
                 image_id=image_id,
                 build_id=self.build_id,
             )
-            digests = publisher.publish(plan, tags, me, self._registry_auth(plan.image), say)
+            digests = publisher.publish(plan, tags, me, auth, say)
             digest = next(iter(digests.values()), "")
             return BuildResult(tags, image_id, digest, digests)
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
+
+    def _registry_cache(
+        self, plan: BuildPlan, tags: tuple[str, ...], auth: RegistryAuth | None, say: LogSink
+    ) -> list[str]:
+        """On an engine with no image of this repository yet (a new worker, a pruned one),
+        the last pushed image of the same moving tag is the build cache."""
+        if self.engine.has_image_of(plan.image):
+            return []
+        moving = [t for t in tags if plan.kind_of(t) == "moving"] or list(tags)
+        reference = f"{plan.image}:{moving[0]}"
+        if self.engine.pull(plan.image, moving[0], auth):
+            say(f"==> no local build cache for {plan.image}: using {reference} from the registry")
+            return [reference]
+        say(f"==> no local build cache for {plan.image}, and {reference} is not in the registry")
+        return []
 
     def _path_filter(
         self, plan: BuildPlan, credentials: tuple[str, str] | None, say: LogSink

@@ -13,6 +13,7 @@ import base64
 import fcntl
 import hashlib
 import re
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -47,6 +48,14 @@ class CommitInfo:
     committed_at: datetime  # UTC
     author: str
     message: str
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 def resolve_ref(
@@ -104,7 +113,7 @@ class MirrorCache:
     @contextmanager
     def _locked(self, path: Path) -> Iterator[git.Repo]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(path.with_suffix(".lock"), "w") as lock:
+        with open(path.with_suffix(".lock"), "w") as lock:  # its mtime: when last used
             # Two workers on one machine share the mirror; git's own locks would make the
             # second fetch fail rather than wait.
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -187,6 +196,28 @@ class MirrorCache:
             except git.GitCommandError:
                 return None
             return [line for line in output.splitlines() if line]
+
+    def prune(self, budget_bytes: int) -> list[Path]:
+        """Remove the least recently used mirrors until the rest fit in `budget_bytes`; a
+        mirror in use (its lock held) is skipped."""
+        if not self.root.exists():
+            return []
+        mirrors = sorted(self.root.glob("*.git"), key=lambda p: _mtime(p.with_suffix(".lock")))
+        sizes = {m: _size(m) for m in mirrors}
+        used = sum(sizes.values())
+        removed = []
+        for mirror in mirrors:
+            if used <= budget_bytes:
+                break
+            with open(mirror.with_suffix(".lock"), "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                shutil.rmtree(mirror, ignore_errors=True)
+            used -= sizes[mirror]
+            removed.append(mirror)
+        return removed
 
     @staticmethod
     def _has_commit(repo: git.Repo, sha: str) -> bool:

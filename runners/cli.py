@@ -242,7 +242,7 @@ def builds(config_path: str, redis_url: str | None, repository: str | None, limi
     from runners.queue import BuildQueue
 
     config = _load(config_path)
-    queue = BuildQueue(_connect(config, redis_url), max_running=config.max_running_per_repository)
+    queue = BuildQueue.for_config(_connect(config, redis_url), config)
     records = queue.store.recent(limit=limit, repository=repository)
 
     def status(record: BuildRecord) -> str:
@@ -303,7 +303,7 @@ def build(
         raise click.ClickException(f"no repository {repository!r} in {config_path}")
     connection = _connect(config, redis_url)
     try:
-        queue = BuildQueue(connection, max_running=config.max_running_per_repository)
+        queue = BuildQueue.for_config(connection, config)
         outcome = request_build(queue, configured, ref, checked_sha(sha), "hookbuild build")
     except (TriggerRequestError, HookbuildError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -404,7 +404,7 @@ def cancel(config_path: str, redis_url: str | None, build_id: str) -> None:
     from runners.queue import BuildQueue
 
     config = _load(config_path)
-    queue = BuildQueue(_connect(config, redis_url), max_running=config.max_running_per_repository)
+    queue = BuildQueue.for_config(_connect(config, redis_url), config)
     record = queue.cancel(build_id, "cancelled with hookbuild cancel")
     if record is None:
         raise click.ClickException(f"no build {build_id!r}")

@@ -13,7 +13,7 @@ from rq.timeouts import JobTimeoutException
 
 from builder.engine import DockerEngine
 from builder.errors import BuildFailed, HookbuildError
-from builder.pipeline import Pipeline
+from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
 from runners.context import WorkerContext, current, has_context
@@ -35,7 +35,7 @@ class _LogWriter:
 
 
 def _queue(connection: Redis, context: WorkerContext) -> BuildQueue:
-    return BuildQueue(connection, max_running=context.config.max_running_per_repository)
+    return BuildQueue.for_config(connection, context.config)
 
 
 def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
@@ -44,15 +44,15 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
         raise HookbuildError("execute_build runs inside an RQ job")
     connection: Redis = job.connection
     context = current()
-    store = BuildStore(connection)
     queue = _queue(connection, context)
+    store = queue.store
     plan = BuildPlan.from_dict(plan_data)
     if store.start(build_id, context.name) is None:
         queue.release(build_id, plan.repository)
         return {"status": "skipped", "reason": "the build was cancelled or is gone"}
 
     watchdog = BuildWatchdog(
-        connection,
+        store,
         build_id,
         context.name,
         queue.cancel_key(build_id),
@@ -65,6 +65,29 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     finally:
         watchdog.stop()
         queue.release(build_id, plan.repository)
+        _prune(context, store, build_id)
+
+
+def _prune(context: WorkerContext, store: BuildStore, build_id: str) -> None:
+    """Keep this worker's disk within its budget: old images, stopped containers, mirrors."""
+    disk = context.config.disk
+    try:
+        engine = DockerEngine.from_environment(context.environ)
+        try:
+            images = engine.prune(IMAGE_LABEL, disk.image_budget_mb * 1024 * 1024)
+        finally:
+            engine.close()
+        mirrors = MirrorCache(context.state_dir / "mirrors").prune(
+            disk.mirror_budget_mb * 1024 * 1024
+        )
+    except (HookbuildError, OSError) as exc:
+        store.append_log(build_id, [f"==> note: pruning failed: {exc}"])
+        return
+    if images or mirrors:
+        store.append_log(
+            build_id,
+            [f"==> pruned {len(images)} old image(s) and {len(mirrors)} mirror(s) over budget"],
+        )
 
 
 def _run(
@@ -129,7 +152,8 @@ def on_job_failure(
 ) -> None:
     """RQ calls this when a job dies outside our own handling: RQ's own timeout killed the
     work horse, or it died. A build already finished (cancelled, failed) stays as it is."""
-    store = BuildStore(connection)
+    queue = _queue(connection, current()) if has_context() else BuildQueue(connection)
+    store = queue.store
     record = store.get(job.id)
     if record is None or record.status.finished:
         return
@@ -138,5 +162,4 @@ def on_job_failure(
         reason = f"timed out after {job.timeout}s"
     if store.finish(job.id, BuildStatus.FAILED, error=reason):
         store.append_log(job.id, [f"==> FAILED: {reason}"])
-    max_running = current().config.max_running_per_repository if has_context() else 2
-    BuildQueue(connection, max_running=max_running).release(job.id, record.repository)
+    queue.release(job.id, record.repository)

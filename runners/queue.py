@@ -20,9 +20,17 @@ from rq.callbacks import Callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from builder.config import Config
 from builder.plan import BuildPlan
 from runners.deliveries import DeliveryLedger
-from runners.records import BuildRecord, BuildStatus, BuildStore, new_build_id, text
+from runners.records import (
+    DEFAULT_RETENTION_SECONDS,
+    BuildRecord,
+    BuildStatus,
+    BuildStore,
+    new_build_id,
+    text,
+)
 
 QUEUE_NAME = "hookbuild"
 RESULT_TTL_SECONDS = 7 * 24 * 3600
@@ -51,15 +59,27 @@ return id
 
 class BuildQueue:
     def __init__(
-        self, connection: Redis, name: str = QUEUE_NAME, max_running: int = DEFAULT_MAX_RUNNING
+        self,
+        connection: Redis,
+        name: str = QUEUE_NAME,
+        max_running: int = DEFAULT_MAX_RUNNING,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self.connection = connection
         self.queue = Queue(name, connection=connection)
-        self.store = BuildStore(connection)
+        self.store = BuildStore(connection, retention_seconds=retention_seconds)
         self.ledger = DeliveryLedger(connection)
         self.max_running = max_running
         self._reserve = connection.register_script(_RESERVE)
         self._promote = connection.register_script(_PROMOTE)
+
+    @classmethod
+    def for_config(cls, connection: Redis, config: Config) -> BuildQueue:
+        return cls(
+            connection,
+            max_running=config.max_running_per_repository,
+            retention_seconds=int(config.retention_days * 24 * 3600),
+        )
 
     def _slots(self, repository: str) -> str:
         return f"{self.store.prefix}:slots:{repository}"

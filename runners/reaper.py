@@ -15,15 +15,15 @@ from redis.exceptions import RedisError
 
 from builder.config import Config
 from runners.queue import BuildQueue
-from runners.records import ALIVE_TTL_SECONDS, BuildStatus, BuildStore
+from runners.records import ALIVE_TTL_SECONDS, BuildStatus
 
 REAP_EVERY_SECONDS = 5.0
 
 
 def reap(connection: Redis, config: Config) -> list[str]:
     """End (or start again, per `retries.lost_builds`) every running build without a heartbeat."""
-    store = BuildStore(connection)
-    queue = BuildQueue(connection, max_running=config.max_running_per_repository)
+    queue = BuildQueue.for_config(connection, config)
+    store = queue.store
     reaped = []
     for build_id in store.running():
         if store.is_alive(build_id):

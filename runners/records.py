@@ -103,10 +103,19 @@ class BuildRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
+
+
 class BuildStore:
-    def __init__(self, connection: Redis, prefix: str = PREFIX) -> None:
+    def __init__(
+        self,
+        connection: Redis,
+        prefix: str = PREFIX,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+    ) -> None:
         self.connection = connection
         self.prefix = prefix
+        self.retention_seconds = retention_seconds
 
     def _key(self, build_id: str) -> str:
         return f"{self.prefix}:build:{build_id}"
@@ -119,6 +128,11 @@ class BuildStore:
 
     def add(self, record: BuildRecord, pipeline: Pipeline | None = None) -> None:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
+        # Index entries older than the retention point at expired records: drop them here,
+        # a bounded amount of work per new build, so listing never meets them.
+        oldest = record.created_at - self.retention_seconds
+        pipe.zremrangebyscore(self._index(), "-inf", oldest)
+        pipe.zremrangebyscore(self._index(record.repository), "-inf", oldest)
         pipe.hset(self._key(record.id), mapping=cast(Any, record._to_hash()))
         pipe.zadd(self._index(), {record.id: record.created_at})
         pipe.zadd(self._index(record.repository), {record.id: record.created_at})
@@ -197,9 +211,16 @@ class BuildStore:
         return self.get(build_id)
 
     def finish(self, build_id: str, status: BuildStatus, **changes: Any) -> bool:
-        """running (or queued) -> a finished state; False if it had finished already."""
+        """running (or queued) -> a finished state; False if it had finished already.
+        A finished build's record and log expire after the store's retention."""
         unfinished = {BuildStatus.QUEUED, BuildStatus.RUNNING}
-        return self.transition(build_id, unfinished, status, finished_at=time.time(), **changes)
+        if not self.transition(build_id, unfinished, status, finished_at=time.time(), **changes):
+            return False
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.expire(self._key(build_id), self.retention_seconds)
+            pipe.expire(self._log_key(build_id), self.retention_seconds)
+            pipe.execute()
+        return True
 
     def heartbeat(self, build_id: str, worker: str) -> None:
         self.connection.set(self.alive_key(build_id), worker, ex=ALIVE_TTL_SECONDS)

@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from runners.records import BuildStatus, BuildStore
@@ -26,7 +25,7 @@ POLL_SECONDS = 0.5
 class BuildWatchdog(threading.Thread):
     def __init__(
         self,
-        connection: Redis,
+        store: BuildStore,
         build_id: str,
         worker: str,
         cancel_key: str,
@@ -34,8 +33,8 @@ class BuildWatchdog(threading.Thread):
         timeout: float,
     ) -> None:
         super().__init__(name=f"watchdog-{build_id}", daemon=True)
-        self.store = BuildStore(connection)
-        self.connection = connection
+        self.store = store
+        self.connection = store.connection
         self.build_id = build_id
         self.worker = worker
         self.cancel_key = cancel_key

@@ -59,10 +59,22 @@ def docker_host(service_root: Path) -> Iterator[str]:
         services.import_busybox(given, service_root / "busybox")
         yield given
         return
-    service, host = services.start_dockerd(service_root / "dockerd")
-    services.import_busybox(host, service_root / "busybox")
-    yield host
-    service.stop(timeout=30)
+    with services.short_dir("dockerd") as directory:
+        service, host = services.start_dockerd(directory)
+        services.import_busybox(host, service_root / "busybox")
+        yield host
+        service.stop(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def second_docker_host(service_root: Path, docker_host: str) -> Iterator[str]:
+    """Another real Docker engine beside the first, with its own socket, data and exec root."""
+    with services.short_dir("dockerd-2") as directory:
+        service, host = services.start_dockerd(directory)
+        # The same base image as the first engine's (as two engines pulling one base would).
+        services.copy_image(docker_host, host, services.BASE_IMAGE)
+        yield host
+        service.stop(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,15 @@ and is stopped at the end of the session. No mocks: the tests talk to the real t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -118,6 +120,21 @@ def start_registry(directory: Path, htpasswd: tuple[str, str] | None = None) -> 
     return service, port
 
 
+@contextlib.contextmanager
+def short_dir(name: str) -> Iterator[Path]:
+    """A directory with a short path, outside pytest's temporary tree: unix socket paths
+    (dockerd's and containerd's) must stay under 108 bytes, and a dockerd data root holds
+    mounts that pytest's own clean-up of old temporary trees cannot remove."""
+    directory = Path(tempfile.mkdtemp(prefix=f"hb-{name}-", dir="/tmp"))
+    try:
+        yield directory
+    finally:
+        subprocess.run(
+            ["umount", "-R", "-l", str(directory / "data")], capture_output=True, check=False
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def start_dockerd(directory: Path) -> tuple[Service, str]:
     directory.mkdir(parents=True, exist_ok=True)
     sock = directory / "docker.sock"
@@ -183,6 +200,15 @@ def import_busybox(docker_host: str, directory: Path) -> str:
         capture_output=True,
     )
     return BASE_IMAGE
+
+
+def copy_image(source_host: str, target_host: str, image: str) -> None:
+    saved = subprocess.run(
+        ["docker", "-H", source_host, "save", image], capture_output=True, check=True
+    )
+    subprocess.run(
+        ["docker", "-H", target_host, "load"], input=saved.stdout, capture_output=True, check=True
+    )
 
 
 def start_git_daemon(base: Path) -> tuple[Service, int]:

@@ -25,7 +25,7 @@ from webhooks.trigger import TriggerEndpoint
 def create_app(
     config: Config, connection: Redis, drivers: Mapping[str, ForgeDriver] | None = None
 ) -> Starlette:
-    queue = BuildQueue(connection, max_running=config.max_running_per_repository)
+    queue = BuildQueue.for_config(connection, config)
     deliveries = DeliveryLog(connection)
     receiver = WebhookReceiver(config, queue, drivers or default_drivers(), deliveries)
     api = BuildsApi(queue, deliveries, config.server)

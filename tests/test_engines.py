@@ -1,0 +1,295 @@
+"""Workers on several engines, a cold worker's registry cache, an engine that goes away,
+disk budgets, and the retention of finished builds."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from starlette.testclient import TestClient
+
+from builder.config import load_config
+from runners.records import BuildRecord, BuildStatus, BuildStore
+from runners.worker import run_worker
+from tests import services
+from tests.conftest import MakeRepo, fixture_bytes
+from tests.registry import RegistryReader
+from tests.services import docker_env, wait_until
+from tests.signing import forge_headers
+from tests.workers import SECRET, WorkerProcess, write_config
+from webhooks.app import create_app
+
+CACHEABLE = (
+    "FROM hookbuild-test/busybox\nRUN echo expensive > /expensive\n"
+    "COPY version.txt /version.txt\nRUN cat /version.txt > /commit.txt\n"
+)
+
+
+def deliver(client: TestClient, repository: str, ref: str, sha: str, delivery: str) -> list[str]:
+    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
+    payload.update(ref=ref, after=sha, before="0" * 40)
+    payload["repository"].update(full_name=repository, default_branch="main")
+    body = json.dumps(payload).encode()
+    response = client.post(
+        "/hooks/github",
+        content=body,
+        headers=forge_headers("github", "push", body, SECRET, delivery),
+    )
+    assert response.status_code == 202, response.text
+    return list(response.json()["builds"])
+
+
+def wait_finished(store: BuildStore, build_id: str, timeout: float = 120) -> BuildRecord:
+    def done() -> bool:
+        record = store.get(build_id)
+        return record is not None and record.status.finished
+
+    wait_until(done, timeout, f"build {build_id} to finish")
+    record = store.get(build_id)
+    assert record is not None
+    return record
+
+
+def images_on(docker_host: str, repository: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "-H", docker_host, "images", "-q", repository],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+@pytest.fixture
+def engine_dir() -> Iterator[Path]:
+    with services.short_dir("engine") as directory:
+        yield directory
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+@pytest.mark.docker
+def test_two_workers_on_two_engines_share_the_queue(
+    redis: Redis,
+    redis_url: str,
+    registry: RegistryReader,
+    docker_host: str,
+    second_docker_host: str,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    workers: list[WorkerProcess],
+) -> None:
+    dockerfile = (
+        "FROM hookbuild-test/busybox\nCOPY version.txt /v\nRUN sleep 2 && cat /v > /commit.txt\n"
+    )
+    repos = []
+    for name in ("engines/one", "engines/two"):
+        repo = make_repo(name)
+        shas = []
+        for i in range(2):
+            shas.append(repo.commit({"Dockerfile": dockerfile, "version.txt": f"{name}-{i}\n"}))
+            repo.tag(f"v{i}")
+        repos.append((repo, shas))
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [(repo.name, repo.url, "      - {tag: /^v.*$/, tags: ['{tag}']}\n") for repo, _ in repos],
+    )
+    client = TestClient(create_app(load_config(path, {}), redis))
+    ids = [
+        deliver(client, repo.name, f"refs/tags/v{i}", sha, f"{repo.name}-{i}")[0]
+        for repo, shas in repos
+        for i, sha in enumerate(shas)
+    ]
+    workers.append(WorkerProcess(path, redis_url, docker_host, "engine-one"))
+    workers.append(WorkerProcess(path, redis_url, second_docker_host, "engine-two"))
+
+    store = BuildStore(redis)
+    records = [wait_finished(store, build_id) for build_id in ids]
+
+    assert all(r.status is BuildStatus.SUCCEEDED for r in records), [
+        (r.id, r.error) for r in records
+    ]
+    assert {r.worker for r in records} == {"engine-one", "engine-two"}
+    for record in records:
+        host = docker_host if record.worker == "engine-one" else second_docker_host
+        assert images_on(host, f"{registry.host}/{record.repository}"), (
+            f"{record.id} was built on {host}"
+        )
+    for repo, _ in repos:
+        assert registry.tags(repo.name) == ["v0", "v1"]
+
+
+@pytest.mark.docker
+def test_a_cold_worker_uses_the_last_pushed_image_as_cache(
+    redis: Redis,
+    registry: RegistryReader,
+    docker_host: str,
+    second_docker_host: str,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo("cache/web")
+    first = repo.commit({"Dockerfile": CACHEABLE, "version.txt": "1\n"})
+    repo.push("main")
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
+    )
+    config = load_config(path, {})
+    client = TestClient(create_app(config, redis))
+    deliver(client, repo.name, "refs/heads/main", first, "c1")
+    run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True)
+    second = repo.commit({"version.txt": "2\n"})
+    repo.push("main")
+
+    [build_id] = deliver(client, repo.name, "refs/heads/main", second, "c2")
+    run_worker(config, redis, docker_env(second_docker_host), burst=True, in_process=True)
+
+    store = BuildStore(redis)
+    record = store.get(build_id)
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record and record.error
+    log = store.log_lines(build_id)
+    assert (
+        f"==> no local build cache for {registry.host}/cache/web: using {registry.host}/cache/web:main from the registry"
+        in log
+    )
+    assert " ---> Using cache" in log, "the expensive step came from the pulled image"
+    summary = next(line for line in log if line.startswith("==> built sha256:"))
+    assert summary.endswith("steps from the cache") and not summary.endswith(
+        " 0 of 9 steps from the cache"
+    )
+    assert registry.read_file("cache/web", "main", "/commit.txt") == "2\n"
+
+
+@pytest.mark.docker
+def test_an_engine_that_is_down_fails_the_build_clearly_and_the_worker_goes_on(
+    engine_dir: Path,
+    redis: Redis,
+    redis_url: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    workers: list[WorkerProcess],
+) -> None:
+    engine, host = services.start_dockerd(engine_dir)
+    services.import_busybox(host, tmp_path / "busybox")
+    repo = make_repo("down/web")
+    first = repo.commit({"Dockerfile": CACHEABLE, "version.txt": "1\n"})
+    repo.push("main")
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [(repo.name, repo.url, "      - {branch: main, tags: ['{short_sha}']}\n")],
+    )
+    client = TestClient(create_app(load_config(path, {}), redis))
+    store = BuildStore(redis)
+    worker = WorkerProcess(path, redis_url, host, "w-engine")
+    workers.append(worker)
+    try:
+        engine.stop(timeout=30)
+        [failed] = deliver(client, repo.name, "refs/heads/main", first, "e1")
+        record = wait_finished(store, failed)
+        assert record.status is BuildStatus.FAILED
+        assert record.error is not None and "the Docker engine is not reachable" in record.error
+
+        # The same data root again: the base image is still there.
+        engine, _ = services.start_dockerd(engine_dir)
+        second = repo.commit({"version.txt": "2\n"})
+        repo.push("main")
+        [built] = deliver(client, repo.name, "refs/heads/main", second, "e2")
+        record = wait_finished(store, built)
+        assert record.status is BuildStatus.SUCCEEDED, record.error
+        assert record.worker == "w-engine" and worker.process.poll() is None
+    finally:
+        worker.stop()
+        engine.stop(timeout=30)
+
+
+@pytest.mark.docker
+def test_disk_budget_prunes_images_and_mirrors(
+    redis: Redis,
+    registry: RegistryReader,
+    second_docker_host: str,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo("prune/web")
+    sha = repo.commit({"Dockerfile": CACHEABLE, "version.txt": "1\n"})
+    repo.push("main")
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
+        extra="disk: {image_budget_mb: 0, mirror_budget_mb: 0}\n",
+    )
+    config = load_config(path, {})
+    [build_id] = deliver(
+        TestClient(create_app(config, redis)), repo.name, "refs/heads/main", sha, "p1"
+    )
+
+    run_worker(config, redis, docker_env(second_docker_host), burst=True, in_process=True)
+
+    log = BuildStore(redis).log_lines(build_id)
+    # This engine may hold other tests' images too: all of hookbuild's go with a budget of 0.
+    assert re.match(r"==> pruned [1-9]\d* old image\(s\) and 1 mirror\(s\) over budget", log[-1]), (
+        log[-3:]
+    )
+    assert images_on(second_docker_host, f"{registry.host}/prune/web") == []
+    assert list((tmp_path / "state" / "mirrors").glob("*.git")) == []
+    assert registry.tags("prune/web") == ["latest", "main"], "the pushed image is untouched"
+
+
+def test_finished_builds_expire_after_the_retention(redis: Redis) -> None:
+    from runners.records import BuildRecord as Record
+
+    store = BuildStore(redis, retention_seconds=1)
+    old = Record(
+        id="old",
+        forge="github",
+        repository="r",
+        ref="refs/heads/main",
+        sha="a" * 40,
+        image="i",
+        tags=("t",),
+        created_at=time.time() - 5,
+    )
+    store.add(old)
+    store.append_log("old", ["a line"])
+    assert store.finish("old", BuildStatus.SUCCEEDED)
+    assert (
+        0 < redis.ttl("hookbuild:build:old") <= 1 and 0 < redis.ttl("hookbuild:build:old:log") <= 1
+    )
+    wait_until(lambda: store.get("old") is None, 5, "the record to expire")
+    store.add(
+        Record(
+            id="new",
+            forge="github",
+            repository="r",
+            ref="refs/heads/main",
+            sha="b" * 40,
+            image="i",
+            tags=("t",),
+        )
+    )
+    assert [r.id for r in store.recent()] == ["new"]
+    assert redis.zrange("hookbuild:builds", 0, -1) == [b"new"], (
+        "the index no longer lists the expired build"
+    )
