@@ -7,6 +7,8 @@ the stream, for builds and pushes alike, so every chunk is read.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -68,6 +70,23 @@ class _LineSplitter:
             self._partial = ""
 
 
+def labels_in_one_step(
+    dockerfile: Path, labels: Mapping[str, str], target: str | None, scratch: Path
+) -> tuple[Path, Mapping[str, str]]:
+    """The legacy builder turns each build-time label into a step of its own, each a
+    container to start and commit (about 0.1s apiece). One LABEL line appended to a copy of
+    the Dockerfile does the same in one step. The copy lives in `scratch`, outside the
+    context: docker-py then sends it under a random name that the context's .dockerignore
+    lists, so the engine drops it before the build and `COPY . .` never sees it. With a
+    `target` stage the labels must go on that stage, so they stay build-time labels."""
+    if not labels or target:
+        return dockerfile, labels
+    line = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
+    labelled = scratch / f"{dockerfile.name}.labelled-{os.getpid()}"
+    labelled.write_text(dockerfile.read_text().rstrip("\n") + f"\nLABEL {line}\n")
+    return labelled, {}
+
+
 class DockerEngine:
     def __init__(self, client: docker.APIClient) -> None:
         self.client = client
@@ -101,8 +120,12 @@ class DockerEngine:
         on_line: LineSink,
         target: str | None = None,
         cache_from: Iterable[str] = (),
+        scratch: Path | None = None,
     ) -> str:
-        """Build and return the image id; raise `BuildFailed` with the failing step's output."""
+        """Build and return the image id; raise `BuildFailed` with the failing step's output.
+        `scratch`: a directory outside the context, for the labelled Dockerfile."""
+        if scratch is not None:
+            dockerfile, labels = labels_in_one_step(dockerfile, labels, target, scratch)
         lines = _LineSplitter(on_line)
         image_id = None
         try:

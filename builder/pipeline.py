@@ -116,6 +116,9 @@ class Pipeline:
             say(f"==> note: {note}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         checkout = Path(tempfile.mkdtemp(prefix="build-", dir=self.workdir))
+        scratch = Path(
+            tempfile.mkdtemp(prefix="scratch-", dir=self.workdir)
+        )  # outside the checkout
         try:
             say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
             commit = self._retrying(
@@ -144,6 +147,7 @@ class Pipeline:
                 target=plan.target,
                 on_line=steps,
                 cache_from=cache_from,
+                scratch=scratch,
             )
             say(f"==> built {image_id}; {steps.cached} of {steps.steps} steps from the cache")
             publisher = Publisher(
@@ -162,6 +166,7 @@ class Pipeline:
             return BuildResult(tags, image_id, digest, digests)
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _registry_cache(
         self, plan: BuildPlan, tags: tuple[str, ...], auth: RegistryAuth | None, say: LogSink

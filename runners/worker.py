@@ -42,6 +42,9 @@ def run_worker(
     in_process: bool = False,
 ) -> bool:
     """Work the queue; returns whether any job ran. `in_process` runs jobs without forking."""
+    # Import the build pipeline once here, not in every forked work horse.
+    import runners.jobs  # noqa: F401
+
     name = name or default_worker_name()
     install(WorkerContext(config=config, environ=dict(environ), name=name, in_process=in_process))
     worker_class = SimpleWorker if in_process else BuildWorker

@@ -48,6 +48,17 @@ class RegistryReader:
         manifest = self._get(f"{repository}/manifests/{tag}", MANIFEST_TYPES).json()
         return self._get(f"{repository}/blobs/{manifest['config']['digest']}").json()  # type: ignore[no-any-return]
 
+    def files(self, repository: str, tag: str) -> set[str]:
+        """Every path in every layer of the image."""
+        manifest = self._get(f"{repository}/manifests/{tag}", MANIFEST_TYPES).json()
+        found: set[str] = set()
+        for layer in manifest["layers"]:
+            blob = self._get(f"{repository}/blobs/{layer['digest']}").content
+            data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                found.update(m.name.lstrip("./") for m in archive.getmembers())
+        return found
+
     def read_file(self, repository: str, tag: str, path: str) -> str | None:
         """The file's text in the image's top-most layer that has it."""
         manifest = self._get(f"{repository}/manifests/{tag}", MANIFEST_TYPES).json()

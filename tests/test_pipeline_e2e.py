@@ -244,3 +244,37 @@ def test_registry_down_fails_the_build_and_says_so(
         "attempt 2 of 3 in 0s",
         "attempt 3 of 3 in 0s",
     ]
+
+
+def test_labels_take_one_step_and_nothing_of_ours_reaches_the_context(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo()
+    dockerfile = "FROM hookbuild-test/busybox\nCOPY . /ctx\n"
+    sha = repo.commit({"docker/Dockerfile": dockerfile, "app.txt": "app\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state",
+        registry.host,
+        image_path="labels/web",
+        rules="      - {branch: main, tags: [latest], dockerfile: docker/Dockerfile}\n",
+    )
+    client = TestClient(create_app(config, redis))
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-l"
+    )
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(answer["builds"][0])
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record and record.error
+    context = sorted(f for f in registry.files("labels/web", "latest") if f.startswith("ctx/"))
+    assert context == ["ctx/app.txt", "ctx/docker", "ctx/docker/Dockerfile"]
+    labels = registry.config("labels/web", "latest")["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert labels["dev.hookbuild.repository"] == "acme/web"
+    steps = [line for line in BuildStore(redis).log_lines(record.id) if line.startswith("Step ")]
+    assert len(steps) == 3 and steps[-1].startswith('Step 3/3 : LABEL "dev.hookbuild.repository"=')
