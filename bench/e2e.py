@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import time
 
+import httpx2 as httpx
+
 from bench.harness import bench, deliver, plain_script, wait_for_build
+
+PHASES = ("==> fetched", "==> built", "==> pushed ", "==> no local")
 
 DOCKERFILE = """FROM hookbuild-test/busybox
 RUN dd if=/dev/urandom of=/deps bs=1M count=64 2>/dev/null && sha256sum /deps > /deps.sum
@@ -31,6 +35,7 @@ def main() -> None:
         time.sleep(1.5)  # the worker is up and waiting, as in service
 
         rows = []
+        phases: list[tuple[str, list[str]]] = []
         for label, sha in (("cold", first), ("second commit, one file changed", None)):
             if sha is None:
                 sha = repo.commit({"src/file7.txt": "changed\n"})
@@ -43,6 +48,8 @@ def main() -> None:
             assert record["status"] == "succeeded", record
             assert {"latest", sha[:7]} <= set(b.registry.tags("bench/e2e"))
             rows.append((label, plain, hookbuild, record["duration"]))
+            log = httpx.get(f"{base}/api/builds/{record['id']}/log", timeout=10).text.splitlines()
+            phases.append((label, [line for line in log if line.startswith(PHASES)]))
 
         print("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds")
         print(f"{'case':<34}{'plain script':>14}{'hookbuild':>12}{'ratio':>8}{'build only':>12}")
@@ -50,6 +57,8 @@ def main() -> None:
             print(
                 f"{label:<34}{plain:>14.2f}{hookbuild:>12.2f}{hookbuild / plain:>8.2f}{duration:>12.2f}"
             )
+        for label, lines in phases:
+            print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
         cold, warm = rows[0][3], rows[1][3]
         print(
             f"incremental: second-commit build {warm:.2f}s / cold build {cold:.2f}s = {warm / cold:.2f}"

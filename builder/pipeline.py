@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,6 +122,7 @@ class Pipeline:
         )  # outside the checkout
         try:
             say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
+            clock = time.monotonic()
             commit = self._retrying(
                 lambda: self.mirrors.export(
                     plan.clone_url, plan.ref, plan.sha, checkout, credentials, say
@@ -128,6 +130,7 @@ class Pipeline:
                 "fetching",
                 say,
             )
+            say(f"==> fetched in {time.monotonic() - clock:.2f}s")
             tags = final_tags(plan.tags, commit.committed_at, say)
             skipped = self._path_filter(plan, credentials, say)
             if skipped:
@@ -137,6 +140,7 @@ class Pipeline:
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
             say(f"==> building {plan.dockerfile} in context {plan.context}")
+            clock = time.monotonic()
             steps = _StepCounter(say)
             image_id = self.engine.build(
                 paths.context,
@@ -149,7 +153,11 @@ class Pipeline:
                 cache_from=cache_from,
                 scratch=scratch,
             )
-            say(f"==> built {image_id}; {steps.cached} of {steps.steps} steps from the cache")
+            say(
+                f"==> built {image_id} in {time.monotonic() - clock:.2f}s; "
+                f"{steps.cached} of {steps.steps} steps from the cache"
+            )
+            clock = time.monotonic()
             publisher = Publisher(
                 self.engine, self.ledger, self._ancestry(plan.clone_url), self._retrying
             )
@@ -163,6 +171,7 @@ class Pipeline:
             )
             digests = publisher.publish(plan, tags, me, auth, say)
             digest = next(iter(digests.values()), "")
+            say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
             return BuildResult(tags, image_id, digest, digests)
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
