@@ -233,3 +233,56 @@ def plain_script(
             ["docker", "push", "-q", f"{image}:{tag}"], env=env, check=True, capture_output=True
         )
     return time.monotonic() - started
+
+
+def intake(base: str, repository: str, count: int, concurrency: int = 32) -> dict[str, float]:
+    """Send `count` signed tag pushes (each a new tag, so each queues a build) over
+    `concurrency` connections. Returns rate, latency percentiles and the acknowledged build
+    ids, for the caller to check each has its record."""
+    import asyncio
+
+    bodies = []
+    for i in range(count):
+        body = push_body(
+            repository, f"refs/tags/load-{i}", f"{i + 1:040x}"
+        )  # 0 would be a deletion
+        bodies.append(
+            (body, forge_headers("github", "push", body, SECRET, f"load-{i}-{time.time_ns()}"))
+        )
+    latencies: list[float] = []
+    acknowledged: list[str] = []
+    failures = 0
+
+    async def run() -> float:
+        nonlocal failures
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+            queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+            for item in bodies:
+                queue.put_nowait(item)
+
+            async def one_connection() -> None:
+                nonlocal failures
+                while not queue.empty():
+                    body, headers = queue.get_nowait()
+                    started = time.perf_counter()
+                    response = await client.post("/hooks/github", content=body, headers=headers)
+                    latencies.append(time.perf_counter() - started)
+                    if response.status_code == 202:
+                        acknowledged.extend(response.json()["builds"])
+                    else:
+                        failures += 1
+                        print(f"failed: {response.status_code} {response.text[:200]}")
+
+            began = time.perf_counter()
+            await asyncio.gather(*(one_connection() for _ in range(concurrency)))
+            return time.perf_counter() - began
+
+    elapsed = asyncio.run(run())
+    return {
+        "rate": count / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "failures": failures,
+        "acknowledged": acknowledged,  # type: ignore[dict-item]
+    }

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from redis import Redis
+from redis.client import Pipeline
 
 from runners.records import PREFIX, BuildStatus, BuildStore, text
 
@@ -28,9 +29,12 @@ class DeliveryRecord:
     sha: str | None = None
     builds: list[str] = field(default_factory=list)
     at: float = field(default_factory=time.time)
+    logged: bool = False  # already written (with its builds, in their transaction)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["logged"]
+        return data
 
 
 def with_build_outcomes(events: list[dict[str, Any]], store: BuildStore) -> list[dict[str, Any]]:
@@ -56,13 +60,15 @@ class DeliveryLog:
         self.connection = connection
         self.key = f"{prefix}:deliveries"
 
-    def add(self, record: DeliveryRecord) -> None:
-        self.connection.xadd(
+    def add(self, record: DeliveryRecord, pipeline: Pipeline | None = None) -> None:
+        target = pipeline if pipeline is not None else self.connection
+        target.xadd(
             self.key,
             {"record": json.dumps(record.to_json())},
             maxlen=MAX_DELIVERIES,
             approximate=True,
         )
+        record.logged = True
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         entries = cast(

@@ -23,6 +23,7 @@ from rq.job import Job
 from builder.config import Config
 from builder.plan import BuildPlan
 from runners.deliveries import DeliveryLedger
+from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.records import (
     DEFAULT_RETENTION_SECONDS,
     BuildRecord,
@@ -69,6 +70,7 @@ class BuildQueue:
         self.queue = Queue(name, connection=connection)
         self.store = BuildStore(connection, retention_seconds=retention_seconds)
         self.ledger = DeliveryLedger(connection)
+        self.deliveries = DeliveryLog(connection)
         self.max_running = max_running
         self._reserve = connection.register_script(_RESERVE)
         self._promote = connection.register_script(_PROMOTE)
@@ -91,10 +93,14 @@ class BuildQueue:
         return f"{self.store.prefix}:head:{plan.repository}:{plan.image}:{plan.ref}"
 
     def submit(
-        self, plans: Sequence[BuildPlan], delivery: tuple[str, str] | None = None
+        self,
+        plans: Sequence[BuildPlan],
+        delivery: tuple[str, str] | None = None,
+        note: DeliveryRecord | None = None,
     ) -> list[str]:
-        """Queue every plan; record the delivery `(forge, id)` as done in the same transaction.
-        A newer push supersedes the older builds of the same image and branch."""
+        """Queue every plan; record the delivery `(forge, id)` as done, and its `note` in
+        the delivery log, in the same transaction. A newer push supersedes the older builds
+        of the same image and branch."""
         records = [self._record(plan) for plan in plans]
         ready = {
             r.id: bool(self._reserve([self._slots(r.repository)], [r.id, self.max_running]))
@@ -114,6 +120,9 @@ class BuildQueue:
                 ids = [record.id for record in records]
                 if delivery is not None:
                     self.ledger.record(delivery[0], delivery[1], ids, pipe)
+                if note is not None:
+                    note.builds, note.outcome, note.status = ids, "built", 202
+                    self.deliveries.add(note, pipeline=pipe)
                 pipe.execute()
         except Exception:
             for record in records:

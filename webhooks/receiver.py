@@ -54,7 +54,8 @@ class WebhookReceiver:
             note.reason = str(exc)
             response = JSONResponse({"error": str(exc)}, exc.status_code)
         note.status = response.status_code
-        await run_in_threadpool(self._log, note)
+        if not note.logged:
+            await run_in_threadpool(self._log, note)
         return response
 
     def _log(self, note: DeliveryRecord) -> None:
@@ -134,7 +135,11 @@ class WebhookReceiver:
             if tags_once:
                 plans = self._first_announcement_only(forge, plans, skipped, claimed)
             try:
-                ids = self.queue.submit(plans, (forge, delivery_id) if delivery_id else None)
+                ids = self.queue.submit(
+                    plans,
+                    (forge, delivery_id) if delivery_id else None,
+                    note if not skipped else None,
+                )
             except Exception:
                 if delivery_id:
                     ledger.release(forge, delivery_id)
