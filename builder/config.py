@@ -198,6 +198,9 @@ class DiskConfig(StrictModel):
     image_budget_mb: int = Field(default=20_480, ge=0)
     # Cached git mirrors, beyond which the least recently used are removed.
     mirror_budget_mb: int = Field(default=5_120, ge=0)
+    # Containers and images younger than this are never pruned: builds running beside
+    # each other on one engine keep their layers. Keep it above your longest build.
+    min_age_seconds: int = Field(default=7_200, ge=0)
 
 
 class Config(StrictModel):

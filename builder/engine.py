@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -241,19 +242,24 @@ class DockerEngine:
             return False
         return True
 
-    def prune(self, label: str, budget_bytes: int) -> list[str]:
+    def prune(self, label: str, budget_bytes: int, min_age_seconds: int) -> list[str]:
         """Remove stopped containers and dangling layers; then images carrying `label`,
-        oldest first, until theirs fit in `budget_bytes`. Returns what was removed."""
+        oldest first, until theirs fit in `budget_bytes`. Returns what was removed.
+
+        Nothing younger than `min_age_seconds` is touched: a build running beside this one
+        on the same engine keeps its intermediate containers and (dangling) layers."""
         removed: list[str] = []
+        until = {"until": f"{min_age_seconds}s"} if min_age_seconds else {}
         try:
-            self.client.prune_containers()
-            self.client.prune_images(filters={"dangling": True})
+            self.client.prune_containers(filters=until)
+            self.client.prune_images(filters={"dangling": True, **until})
             images = self.client.images(filters={"label": label})
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise from_docker_error(exc, "pruning") from exc
         used = sum(int(i.get("Size", 0)) for i in images)
+        youngest = time.time() - min_age_seconds
         for image in sorted(images, key=lambda i: int(i.get("Created", 0))):
-            if used <= budget_bytes:
+            if used <= budget_bytes or int(image.get("Created", 0)) > youngest:
                 break
             try:
                 self.client.remove_image(image["Id"], force=True)

@@ -74,7 +74,9 @@ def _prune(context: WorkerContext, store: BuildStore, build_id: str) -> None:
     try:
         engine = DockerEngine.from_environment(context.environ)
         try:
-            images = engine.prune(IMAGE_LABEL, disk.image_budget_mb * 1024 * 1024)
+            images = engine.prune(
+                IMAGE_LABEL, disk.image_budget_mb * 1024 * 1024, disk.min_age_seconds
+            )
         finally:
             engine.close()
         mirrors = MirrorCache(context.state_dir / "mirrors").prune(

@@ -238,7 +238,7 @@ def test_disk_budget_prunes_images_and_mirrors(
         tmp_path / "state",
         registry.host,
         [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
-        extra="disk: {image_budget_mb: 0, mirror_budget_mb: 0}\n",
+        extra="disk: {image_budget_mb: 0, mirror_budget_mb: 0, min_age_seconds: 0}\n",
     )
     config = load_config(path, {})
     [build_id] = deliver(
@@ -293,3 +293,93 @@ def test_finished_builds_expire_after_the_retention(redis: Redis) -> None:
     assert redis.zrange("hookbuild:builds", 0, -1) == [b"new"], (
         "the index no longer lists the expired build"
     )
+
+
+@pytest.mark.docker
+def test_a_finishing_build_does_not_prune_layers_a_concurrent_build_needs(
+    redis: Redis,
+    redis_url: str,
+    registry: RegistryReader,
+    docker_host: str,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    workers: list[WorkerProcess],
+) -> None:
+    long_repo, short_repo = make_repo("concurrent/long"), make_repo("concurrent/short")
+    long_sha = long_repo.commit(
+        {
+            "Dockerfile": (
+                "FROM hookbuild-test/busybox\nRUN echo one > /one\nRUN echo long-started && sleep 4\n"
+                "RUN echo three > /three\nRUN cat /one /three > /both\n"
+            )
+        }
+    )
+    long_repo.push("main")
+    short_sha = short_repo.commit(
+        {"Dockerfile": "FROM hookbuild-test/busybox\nRUN echo short > /short\n"}
+    )
+    short_repo.push("main")
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [
+            (long_repo.name, long_repo.url, "      - {branch: main, tags: [x]}\n"),
+            (short_repo.name, short_repo.url, "      - {branch: main, tags: [x]}\n"),
+        ],
+    )
+    client = TestClient(create_app(load_config(path, {}), redis))
+    workers.append(WorkerProcess(path, redis_url, docker_host, "w-long"))
+    workers.append(WorkerProcess(path, redis_url, docker_host, "w-short"))
+    store = BuildStore(redis)
+    [long_id] = deliver(client, long_repo.name, "refs/heads/main", long_sha, "cl")
+    wait_until(lambda: "long-started" in store.log_lines(long_id), 60, "the long build's sleep")
+    [short_id] = deliver(client, short_repo.name, "refs/heads/main", short_sha, "cs")
+
+    short, long = wait_finished(store, short_id), wait_finished(store, long_id)
+
+    assert short.status is BuildStatus.SUCCEEDED, short.error
+    assert long.status is BuildStatus.SUCCEEDED, long.error
+    assert (
+        short.finished_at is not None
+        and long.finished_at is not None
+        and short.finished_at < long.finished_at
+    )
+
+
+@pytest.mark.docker
+def test_prune_spares_what_is_younger_than_the_minimum_age(
+    second_docker_host: str, tmp_path: Path
+) -> None:
+    """A concurrent build's latest step is an untagged (dangling) image until its next step
+    starts: pruning must not take it. Young dangling images survive; old enough ones go."""
+    from builder.engine import DockerEngine
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM hookbuild-test/busybox\nRUN echo {time.time_ns()} > /n\n"
+    )
+    built = subprocess.run(
+        ["docker", "-H", second_docker_host, "build", "-q", str(context)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    engine = DockerEngine.from_environment({"DOCKER_HOST": second_docker_host})
+
+    def exists() -> bool:
+        return (
+            subprocess.run(
+                ["docker", "-H", second_docker_host, "image", "inspect", built], capture_output=True
+            ).returncode
+            == 0
+        )
+
+    try:
+        engine.prune("dev.hookbuild.repository", 0, min_age_seconds=3600)
+        assert exists(), "a young dangling image is spared"
+        engine.prune("dev.hookbuild.repository", 0, min_age_seconds=0)
+        assert not exists(), "with no minimum age it is pruned"
+    finally:
+        engine.close()
