@@ -33,7 +33,7 @@ def main() -> None:
         )
         base = b.serve(config)
 
-        shas = [repo.commit({"nonce": "serial\n"}) for repo in repos]
+        shas = [repo.commit({"nonce": f"serial-{repo.name}\n"}) for repo in repos]
         began = time.monotonic()
         for repo in repos:
             plain_script(
@@ -45,7 +45,8 @@ def main() -> None:
         for count in (1, 2, 4):
             workers = [b.worker(config, engine, f"par-{count}-{i}") for i in range(count)]
             time.sleep(3)  # workers up and waiting
-            shas = [repo.commit({"nonce": f"{count}\n"}) for repo in repos]
+            # Content unique per repository and round: nothing comes from the layer cache.
+            shas = [repo.commit({"nonce": f"{count}-{repo.name}\n"}) for repo in repos]
             began = time.monotonic()
             ids = [
                 deliver(base, repo.name, "refs/heads/main", sha, f"par-{count}-{repo.name}").json()[

@@ -10,7 +10,8 @@ import json
 from redis import Redis
 from redis.client import Pipeline
 
-from runners.records import PREFIX, text
+from runners.keys import PREFIX
+from runners.records import text
 
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 _PENDING = "pending"

@@ -11,7 +11,9 @@ from typing import Any, cast
 from redis import Redis
 from redis.client import Pipeline
 
-from runners.records import PREFIX, BuildStatus, BuildStore, text
+from runners import stats
+from runners.keys import PREFIX
+from runners.records import BuildStatus, BuildStore, text
 
 MAX_DELIVERIES = 10_000
 
@@ -62,6 +64,7 @@ class DeliveryLog:
 
     def add(self, record: DeliveryRecord, pipeline: Pipeline | None = None) -> None:
         target = pipeline if pipeline is not None else self.connection
+        target.hincrby(stats.DELIVERIES, f"{record.forge}|{record.outcome}", 1)
         target.xadd(
             self.key,
             {"record": json.dumps(record.to_json())},

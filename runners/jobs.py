@@ -47,6 +47,7 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     queue = _queue(connection, context)
     store = queue.store
     plan = BuildPlan.from_dict(plan_data)
+    _settle(queue, build_id)
     if store.start(build_id, context.name) is None:
         queue.release(build_id, plan.repository)
         return {"status": "skipped", "reason": "the build was cancelled or is gone"}
@@ -90,6 +91,23 @@ def _prune(context: WorkerContext, store: BuildStore, build_id: str) -> None:
             build_id,
             [f"==> pruned {len(images)} old image(s) and {len(mirrors)} mirror(s) over budget"],
         )
+
+
+def _settle(queue: BuildQueue, build_id: str) -> None:
+    """A build in a burst of pushes waits a moment, queued: the next push cancels it here,
+    before it ever starts, instead of after."""
+    raw = queue.connection.get(queue.settle_key(build_id))
+    if raw is None:
+        return
+    deadline = time.monotonic() + float(raw)
+    queue.store.append_log(
+        build_id, [f"==> newer pushes are arriving: waiting {float(raw):.1f}s for them"]
+    )
+    while time.monotonic() < deadline:
+        record = queue.store.get(build_id)
+        if record is None or record.status.finished:
+            return
+        time.sleep(0.1)
 
 
 def _run(

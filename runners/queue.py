@@ -39,6 +39,11 @@ RESULT_TTL_SECONDS = 7 * 24 * 3600
 # timeout, and RQ kills the work horse only if that did not work.
 TIMEOUT_MARGIN_SECONDS = 60
 DEFAULT_MAX_RUNNING = 2
+# A push that supersedes a build of the same branch from the last BURST_SECONDS is part of a
+# burst: it waits SETTLE_SECONDS before starting, so that the pushes still coming cancel it
+# while it is queued rather than after it started. A lone push starts at once.
+BURST_SECONDS = 10.0
+SETTLE_SECONDS = 1.0
 
 # Take a slot for a build if the repository has one free. KEYS: slots; ARGV: id, cap.
 _RESERVE = """
@@ -102,6 +107,7 @@ class BuildQueue:
         the delivery log, in the same transaction. A newer push supersedes the older builds
         of the same image and branch."""
         records = [self._record(plan) for plan in plans]
+        bursting = {r.id for r, p in zip(records, plans, strict=True) if self._in_burst(p, r)}
         ready = {
             r.id: bool(self._reserve([self._slots(r.repository)], [r.id, self.max_running]))
             for r in records
@@ -113,6 +119,8 @@ class BuildQueue:
                 pipe.multi()
                 for record, plan in zip(records, plans, strict=True):
                     self.store.add(record, pipeline=pipe)
+                    if record.id in bursting:
+                        pipe.set(self.settle_key(record.id), SETTLE_SECONDS, ex=3600)
                     if ready[record.id]:
                         self._enqueue(record.id, plan, pipe)
                     else:
@@ -159,6 +167,18 @@ class BuildQueue:
             on_failure=Callback("runners.jobs.on_job_failure"),
             pipeline=pipeline,  # type: ignore[arg-type]
         )
+
+    def settle_key(self, build_id: str) -> str:
+        return f"{self.store.prefix}:build:{build_id}:settle"
+
+    def _in_burst(self, plan: BuildPlan, record: BuildRecord) -> bool:
+        if not plan.cancel_superseded:
+            return False
+        previous = self.connection.get(self._head(plan))
+        if previous is None:
+            return False
+        created = self.connection.hget(self.store._key(text(previous)), "created_at")
+        return created is not None and record.created_at - float(text(created)) < BURST_SECONDS
 
     def _supersede(self, records: Sequence[BuildRecord], plans: Sequence[BuildPlan]) -> None:
         for record, plan in zip(records, plans, strict=True):

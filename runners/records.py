@@ -20,7 +20,10 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
-PREFIX = "hookbuild"
+from runners import stats
+from runners.keys import PREFIX
+from runners.stats import observe
+
 # A running build's job refreshes its `alive` key every few seconds; a build whose key has
 # expired lost its worker (killed, crashed, machine gone) and is reaped.
 ALIVE_TTL_SECONDS = 15
@@ -208,17 +211,33 @@ class BuildStore:
             build_id, {BuildStatus.QUEUED}, BuildStatus.RUNNING, started_at=now, worker=worker
         ):
             return None
-        return self.get(build_id)
+        record = self.get(build_id)
+        if record is not None:
+            with self.connection.pipeline(transaction=False) as pipe:
+                observe(pipe, stats.WAIT, stats.WAIT_BUCKETS, now - record.created_at)
+                pipe.execute()
+        return record
 
     def finish(self, build_id: str, status: BuildStatus, **changes: Any) -> bool:
         """running (or queued) -> a finished state; False if it had finished already.
         A finished build's record and log expire after the store's retention."""
         unfinished = {BuildStatus.QUEUED, BuildStatus.RUNNING}
-        if not self.transition(build_id, unfinished, status, finished_at=time.time(), **changes):
+        finished_at = time.time()
+        if not self.transition(build_id, unfinished, status, finished_at=finished_at, **changes):
             return False
+        record = self.get(build_id)
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.expire(self._key(build_id), self.retention_seconds)
             pipe.expire(self._log_key(build_id), self.retention_seconds)
+            if record is not None:
+                pipe.hincrby(stats.BUILDS, f"{status.value}|{record.repository}", 1)
+                if record.started_at is not None:
+                    observe(
+                        pipe,
+                        stats.DURATION,
+                        stats.DURATION_BUCKETS,
+                        finished_at - record.started_at,
+                    )
             pipe.execute()
         return True
 

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from redis import Redis
 
 from builder.tagorder import TagHolder
-from runners.records import PREFIX, text
+from runners.keys import PREFIX
+from runners.records import text
 
 LOCK_TIMEOUT_SECONDS = 900  # longer than any push; a dead worker's lock expires
 LOCK_WAIT_SECONDS = 1800

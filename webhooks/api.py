@@ -7,14 +7,16 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from builder.config import ServerConfig
 from builder.plan import BuildPlan
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
 from runners.records import BuildRecord
+from webhooks import badge
 from webhooks.auth import refuse_change, refuse_read
+from webhooks.follow import follow
 
 MAX_PAGE = 200
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -74,8 +76,34 @@ class BuildsApi:
         if record is None:
             return JSONResponse({"error": "no such build"}, 404)
         start = _int(request.query_params.get("start"), 0, 0, 10**9)
+        if request.query_params.get("follow") in ("true", "1", "yes"):
+            last = request.headers.get("last-event-id", "")
+            if last.isdigit():
+                start = int(last) + 1  # a reconnect resumes after the last line it got
+            return StreamingResponse(
+                follow(self.store, build_id, start),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         lines = await run_in_threadpool(self.store.log_lines, build_id, start)
         return PlainTextResponse("".join(f"{line}\n" for line in lines))
+
+    async def badge(self, request: Request) -> Response:
+        path = request.path_params["rest"]
+        if not path.endswith(".svg") or "/" not in path:
+            return JSONResponse({"error": "use /badge/{repository}/{ref}.svg"}, 404)
+        repository, _, ref = path[: -len(".svg")].rpartition("/")
+
+        def last_status() -> str:
+            for record in self.store.recent(200, 0, repository):
+                if ref in (record.ref, record.ref.split("/", 2)[-1]):
+                    return record.status.value
+            return "unknown"
+
+        status = await run_in_threadpool(last_status)
+        return Response(
+            badge.render("build", status), media_type="image/svg+xml", headers=badge.HEADERS
+        )
 
     async def cancel(self, request: Request) -> Response:
         build_id = request.path_params["build_id"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -13,18 +16,34 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from builder.config import Config
+from builder.engine import DockerEngine
+from builder.errors import HookbuildError
 from runners.deliverylog import DeliveryLog
 from runners.queue import BuildQueue
 from webhooks.api import BuildsApi
 from webhooks.forges import ForgeDriver, default_drivers
+from webhooks.metrics import render_metrics
 from webhooks.preview import PreviewEndpoint
 from webhooks.receiver import WebhookReceiver
 from webhooks.trigger import TriggerEndpoint
 
 
+def _ping_docker(environ: Mapping[str, str]) -> None:
+    engine = DockerEngine.from_environment(environ, timeout=5)
+    try:
+        engine.ping()
+    finally:
+        engine.close()
+
+
 def create_app(
-    config: Config, connection: Redis, drivers: Mapping[str, ForgeDriver] | None = None
+    config: Config,
+    connection: Redis,
+    drivers: Mapping[str, ForgeDriver] | None = None,
+    docker_environ: Mapping[str, str] | None = None,
 ) -> Starlette:
+    """`docker_environ`: where /healthz finds the Docker engine (default: this process's)."""
+    docker_environ = dict(os.environ) if docker_environ is None else docker_environ
     queue = BuildQueue.for_config(connection, config)
     deliveries = DeliveryLog(connection)
     receiver = WebhookReceiver(config, queue, drivers or default_drivers(), deliveries)
@@ -32,11 +51,26 @@ def create_app(
     trigger = TriggerEndpoint(config, queue)
 
     async def healthz(_request: Request) -> Response:
+        """Redis and the Docker engine (this process's DOCKER_HOST) reachable, with timings."""
+        answer: dict[str, Any] = {}
+        started = time.perf_counter()
         try:
             await run_in_threadpool(connection.ping)
+            answer["redis"] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
         except RedisError as exc:
-            return JSONResponse({"redis": f"unreachable: {exc}"}, 503)
-        return JSONResponse({"redis": "ok"})
+            answer["redis"] = {"ok": False, "error": str(exc)}
+        started = time.perf_counter()
+        try:
+            await run_in_threadpool(_ping_docker, docker_environ)
+            answer["docker"] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        except HookbuildError as exc:
+            answer["docker"] = {"ok": False, "error": str(exc)}
+        healthy = answer["redis"]["ok"] and answer["docker"]["ok"]
+        return JSONResponse(answer, 200 if healthy else 503)
+
+    async def metrics(_request: Request) -> Response:
+        body = await run_in_threadpool(render_metrics, connection)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Starlette(
         routes=[
@@ -50,5 +84,7 @@ def create_app(
             Route("/api/events", api.reads(api.list_deliveries), methods=["GET"]),
             Route("/api/preview", PreviewEndpoint(config).handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/badge/{rest:path}", api.badge, methods=["GET"]),
         ],
     )
