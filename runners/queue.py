@@ -39,9 +39,10 @@ RESULT_TTL_SECONDS = 7 * 24 * 3600
 # timeout, and RQ kills the work horse only if that did not work.
 TIMEOUT_MARGIN_SECONDS = 60
 DEFAULT_MAX_RUNNING = 2
-# A push that supersedes a build of the same branch from the last BURST_SECONDS is part of a
-# burst: it waits SETTLE_SECONDS before starting, so that the pushes still coming cancel it
-# while it is queued rather than after it started. A lone push starts at once.
+# A push that supersedes a build of the same branch that is still queued or running, and was
+# queued in the last BURST_SECONDS, is part of a burst: it waits SETTLE_SECONDS before
+# starting, so that the pushes still coming cancel it while it is queued rather than after
+# it started. A lone push, or one after the previous build finished, starts at once.
 BURST_SECONDS = 10.0
 SETTLE_SECONDS = 1.0
 
@@ -177,8 +178,10 @@ class BuildQueue:
         previous = self.connection.get(self._head(plan))
         if previous is None:
             return False
-        created = self.connection.hget(self.store._key(text(previous)), "created_at")
-        return created is not None and record.created_at - float(text(created)) < BURST_SECONDS
+        earlier = self.store.get(text(previous))
+        if earlier is None or earlier.status.finished:
+            return False
+        return record.created_at - earlier.created_at < BURST_SECONDS
 
     def _supersede(self, records: Sequence[BuildRecord], plans: Sequence[BuildPlan]) -> None:
         for record, plan in zip(records, plans, strict=True):
