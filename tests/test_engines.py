@@ -3,7 +3,6 @@ disk budgets, and the retention of finished builds."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -18,31 +17,16 @@ from builder.config import load_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
-from tests.conftest import MakeRepo, fixture_bytes
+from tests.conftest import MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
-from tests.signing import forge_headers
-from tests.workers import SECRET, WorkerProcess, write_config
+from tests.workers import WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
 CACHEABLE = (
     "FROM hookbuild-test/busybox\nRUN echo expensive > /expensive\n"
     "COPY version.txt /version.txt\nRUN cat /version.txt > /commit.txt\n"
 )
-
-
-def deliver(client: TestClient, repository: str, ref: str, sha: str, delivery: str) -> list[str]:
-    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
-    payload.update(ref=ref, after=sha, before="0" * 40)
-    payload["repository"].update(full_name=repository, default_branch="main")
-    body = json.dumps(payload).encode()
-    response = client.post(
-        "/hooks/github",
-        content=body,
-        headers=forge_headers("github", "push", body, SECRET, delivery),
-    )
-    assert response.status_code == 202, response.text
-    return list(response.json()["builds"])
 
 
 def wait_finished(store: BuildStore, build_id: str, timeout: float = 120) -> BuildRecord:

@@ -3,7 +3,6 @@ timeouts, worker signals, Redis restarts, an engine that goes away, two engines.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,30 +21,15 @@ from runners.queue import QUEUE_NAME
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
-from tests.conftest import GitRepo, MakeRepo, fixture_bytes
+from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
-from tests.signing import forge_headers
-from tests.workers import SECRET, TOKEN, WorkerProcess, write_config
+from tests.workers import TOKEN, WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
 pytestmark = pytest.mark.docker
 SLOW = "FROM hookbuild-test/busybox\nRUN echo step-started && sleep {seconds} && echo step-done\n"
 QUICK = "FROM hookbuild-test/busybox\nARG GREETING\nCOPY version.txt /version.txt\nRUN cat /version.txt > /commit.txt\n"
-
-
-def deliver(client: TestClient, repository: str, ref: str, sha: str, delivery: str) -> list[str]:
-    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
-    payload.update(ref=ref, after=sha, before="0" * 40)
-    payload["repository"].update(full_name=repository, default_branch="main")
-    body = json.dumps(payload).encode()
-    response = client.post(
-        "/hooks/github",
-        content=body,
-        headers=forge_headers("github", "push", body, SECRET, delivery),
-    )
-    assert response.status_code == 202, response.text
-    return list(response.json()["builds"])
 
 
 def status_of(store: BuildStore, build_id: str) -> BuildStatus | None:

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from starlette.testclient import TestClient
+
+from tests.conftest import fixture_bytes
 from tests.services import docker_env
+from tests.signing import forge_headers
 
 SECRET = "sched-secret"
+
+
+def deliver(client: TestClient, repository: str, ref: str, sha: str, delivery: str) -> list[str]:
+    """A signed GitHub push (the fixture's shape) of `sha` to `ref`; the builds it queued."""
+    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
+    payload.update(ref=ref, after=sha, before="0" * 40)
+    payload["repository"].update(full_name=repository, default_branch="main")
+    body = json.dumps(payload).encode()
+    response = client.post(
+        "/hooks/github",
+        content=body,
+        headers=forge_headers("github", "push", body, SECRET, delivery),
+    )
+    assert response.status_code == 202, response.text
+    return list(response.json()["builds"])
+
+
 TOKEN = "api-token-0123456789abcdef"
 
 
