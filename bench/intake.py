@@ -10,13 +10,18 @@ cores. Run: .venv/bin/python -m bench.intake
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 from redis import Redis
 
-from bench.harness import bench, intake, percentile, rss_mb
+from bench.harness import SECRET, bench, intake, percentile, push_body, rss_mb
 from runners.records import BuildStore
+from tests.signing import forge_headers
 
 COUNT = 4000
 
@@ -47,6 +52,42 @@ def read_load(base: str, count: int, concurrency: int = 32) -> dict[str, float]:
     }
 
 
+def wrk_intake(
+    base: str, repository: str, root: Path, seconds: int = 10
+) -> dict[str, float] | None:
+    """The same load from wrk (a C load generator: `apt-get install wrk`), which leaves the
+    server more of the two cores than the Python client does. None when wrk is missing."""
+    if shutil.which("wrk") is None:
+        return None
+    body = push_body(repository, "refs/tags/wrk", "f" * 40)
+    (root / "wrk-body.json").write_bytes(body)
+    signature = forge_headers("github", "push", body, SECRET, "x")["X-Hub-Signature-256"]
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            "-c32",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(Path(__file__).with_name("intake.lua")),
+            f"{base}/hooks/github",
+        ],
+        env={
+            **os.environ,
+            "HOOKBUILD_BODY_FILE": str(root / "wrk-body.json"),
+            "HOOKBUILD_SIGNATURE": signature,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
+    figures = {k: float(v) for k, v in (part.split("=") for part in line.split()[1:])}
+    figures["rate"] = figures["requests"] / seconds
+    return figures
+
+
 def main() -> None:
     with bench() as b:
         repo = b.repo("bench/intake")
@@ -60,8 +101,11 @@ def main() -> None:
         floor = read_load(base, COUNT)
         result = intake(base, repo.name, COUNT)
         acknowledged = result.pop("acknowledged")
-        store = BuildStore(Redis(port=b.redis_port))
+        connection = Redis(port=b.redis_port)
+        store = BuildStore(connection)
         missing = sum(1 for build_id in acknowledged if store.get(build_id) is None)  # type: ignore[union-attr]
+        before = connection.zcard("hookbuild:builds")
+        with_wrk = wrk_intake(base, repo.name, b.root)
         worker.send_signal(18)  # SIGCONT
         print(
             f"benchmark 5: intake, {COUNT} signed deliveries over 32 connections (client on the same 2 cores)"
@@ -79,6 +123,13 @@ def main() -> None:
         print(
             f"acknowledged: {len(acknowledged)}, without a record: {missing}, failed requests: {result['failures']:.0f}"
         )  # type: ignore[arg-type]
+        if with_wrk is not None:
+            acked = with_wrk["accepted"]
+            recorded = connection.zcard("hookbuild:builds") - before
+            print(
+                f"{'/hooks/github, wrk client':<28}{with_wrk['rate']:>12.0f}{with_wrk['p50_ms']:>10.1f}{with_wrk['p99_ms']:>10.1f}"
+                f"   acknowledged {acked:.0f}, recorded {recorded}, non-2xx {with_wrk['non2xx']:.0f}"
+            )
         print("benchmark 6: resident memory (target <= 100 MB each)")
         print(
             f"server after the load: {rss_mb(server.pid):.1f} MB; idle worker: {idle_worker_mb:.1f} MB"
