@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from builder.config import Config
 from builder.engine import DockerEngine
@@ -21,6 +22,7 @@ from builder.errors import HookbuildError
 from runners.deliverylog import DeliveryLog
 from runners.queue import BuildQueue
 from webhooks.api import BuildsApi
+from webhooks.dashboard import STATIC, Dashboard
 from webhooks.forges import ForgeDriver, default_drivers
 from webhooks.metrics import render_metrics
 from webhooks.preview import PreviewEndpoint
@@ -49,6 +51,7 @@ def create_app(
     receiver = WebhookReceiver(config, queue, drivers or default_drivers(), deliveries)
     api = BuildsApi(queue, deliveries, config.server)
     trigger = TriggerEndpoint(config, queue)
+    dashboard = Dashboard(config, queue, deliveries)
 
     async def healthz(_request: Request) -> Response:
         """Redis and the Docker engine (this process's DOCKER_HOST) reachable, with timings."""
@@ -74,6 +77,11 @@ def create_app(
 
     return Starlette(
         routes=[
+            Route("/", api.reads(dashboard.repositories), methods=["GET"]),
+            Route("/builds", api.reads(dashboard.builds), methods=["GET"]),
+            Route("/builds/{build_id}", api.reads(dashboard.build), methods=["GET"]),
+            Route("/deliveries", api.reads(dashboard.deliveries_page), methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
             Route("/hooks/{forge}", receiver.handle, methods=["POST"]),
             Route("/trigger/{rest:path}", trigger.handle, methods=["POST"]),
             Route("/api/builds", api.reads(api.list_builds), methods=["GET"]),

@@ -1,0 +1,107 @@
+"""The dashboard: server-rendered pages over the same records the API serves."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.templating import Jinja2Templates
+
+from builder.config import Config
+from runners.deliverylog import DeliveryLog, with_build_outcomes
+from runners.queue import BuildQueue
+from runners.records import BuildRecord, BuildStatus
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+STATIC = Path(__file__).with_name("static")
+PAGE = 50
+
+
+class Dashboard:
+    def __init__(self, config: Config, queue: BuildQueue, deliveries: DeliveryLog) -> None:
+        self.config = config
+        self.queue = queue
+        self.store = queue.store
+        self.deliveries = deliveries
+
+    def _json(self, record: BuildRecord) -> dict[str, Any]:
+        data = record.to_json()
+        data["queue_position"] = self.queue.position(record)
+        return data
+
+    async def repositories(self, request: Request) -> Response:
+        def gather() -> list[dict[str, Any]]:
+            found = []
+            for repository in self.config.repositories:
+                last: dict[str, dict[str, Any]] = {}
+                for record in self.store.recent(200, 0, repository.name):
+                    last.setdefault(record.ref, self._json(record))  # newest first
+                found.append(
+                    {
+                        "name": repository.name,
+                        "forge": repository.forge,
+                        "refs": list(last.values()),
+                    }
+                )
+            return found
+
+        repositories = await run_in_threadpool(gather)
+        return TEMPLATES.TemplateResponse(
+            request, "repositories.html", {"repositories": repositories}
+        )
+
+    async def builds(self, request: Request) -> Response:
+        params = request.query_params
+        filters = {k: params.get(k) or None for k in ("repository", "status", "ref")}
+        offset = int(params.get("offset", "0")) if params.get("offset", "0").isdigit() else 0
+
+        def matching() -> list[dict[str, Any]]:
+            # Filters by status and ref look through a bounded window of recent builds;
+            # the repository filter uses its own index.
+            window = self.store.recent(PAGE * 10, 0, filters["repository"])
+            chosen = [
+                r
+                for r in window
+                if (not filters["status"] or r.status.value == filters["status"])
+                and (not filters["ref"] or filters["ref"] in (r.ref, r.ref.split("/", 2)[-1]))
+            ]
+            return [self._json(r) for r in chosen[offset : offset + PAGE]]
+
+        builds = await run_in_threadpool(matching)
+        query = urlencode({k: v for k, v in filters.items() if v})
+        return TEMPLATES.TemplateResponse(
+            request,
+            "builds.html",
+            {
+                "builds": builds,
+                "filters": filters,
+                "statuses": [s.value for s in BuildStatus],
+                "repository_names": [r.name for r in self.config.repositories],
+                "offset": offset,
+                "limit": PAGE,
+                "query": query,
+            },
+        )
+
+    async def build(self, request: Request) -> Response:
+        build_id = request.path_params["build_id"]
+        record = await run_in_threadpool(self.store.get, build_id)
+        if record is None:
+            return HTMLResponse(f"<p>No build {escape(build_id)}.</p>", status_code=404)
+        lines = await run_in_threadpool(self.store.log_lines, build_id)
+        return TEMPLATES.TemplateResponse(
+            request,
+            "build.html",
+            {"build": self._json(record), "lines": lines, "finished": record.status.finished},
+        )
+
+    async def deliveries_page(self, request: Request) -> Response:
+        events = await run_in_threadpool(
+            lambda: with_build_outcomes(self.deliveries.recent(100), self.store)
+        )
+        return TEMPLATES.TemplateResponse(request, "deliveries.html", {"events": events})
