@@ -20,7 +20,7 @@ import docker
 import docker.errors
 import requests
 
-from builder.errors import BuildFailed, EngineError, RegistryError, from_docker_error
+from builder.errors import BuildFailed, RegistryError, from_docker_error
 
 LineSink = Callable[[str], None]
 
@@ -268,9 +268,3 @@ class DockerEngine:
             used -= int(image.get("Size", 0))
             removed.append(str(image["Id"]))
         return removed
-
-    def remove_image(self, reference: str) -> None:
-        try:
-            self.client.remove_image(reference, noprune=True)
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise EngineError(f"removing {reference}: {exc}") from exc

@@ -45,9 +45,6 @@ class BuildPlan:
     def ref_name(self) -> str:
         return self.ref.split("/", 2)[2] if self.ref.startswith("refs/") else self.ref
 
-    def image_refs(self) -> list[str]:
-        return [f"{self.image}:{tag}" for tag in self.tags]
-
     def kind_of(self, tag: str) -> str:
         return self.tag_kinds.get(tag, "moving")
 
