@@ -21,6 +21,7 @@ from builder.engine import DockerEngine
 from builder.errors import HookbuildError
 from runners.deliverylog import DeliveryLog
 from runners.queue import BuildQueue
+from webhooks import openapi
 from webhooks.api import BuildsApi
 from webhooks.dashboard import STATIC, Dashboard
 from webhooks.forges import ForgeDriver, default_drivers
@@ -71,6 +72,9 @@ def create_app(
         healthy = answer["redis"]["ok"] and answer["docker"]["ok"]
         return JSONResponse(answer, 200 if healthy else 503)
 
+    async def openapi_document(_request: Request) -> Response:
+        return JSONResponse(openapi.spec())
+
     async def metrics(_request: Request) -> Response:
         body = await run_in_threadpool(render_metrics, connection)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -90,6 +94,7 @@ def create_app(
             Route("/api/builds/{build_id}/cancel", api.changes(api.cancel), methods=["POST"]),
             Route("/api/builds/{build_id}/rebuild", api.changes(api.rebuild), methods=["POST"]),
             Route("/api/events", api.reads(api.list_deliveries), methods=["GET"]),
+            Route("/api/openapi.json", openapi_document, methods=["GET"]),
             Route("/api/preview", PreviewEndpoint(config).handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -1,0 +1,253 @@
+"""`GET /api/openapi.json`: the HTTP API, described for clients and contract tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BUILD = {
+    "type": "object",
+    "required": [
+        "id",
+        "forge",
+        "repository",
+        "ref",
+        "sha",
+        "short_sha",
+        "image",
+        "tags",
+        "status",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration",
+        "digest",
+        "digests",
+        "error",
+        "queue_position",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "forge": {"type": "string"},
+        "repository": {"type": "string"},
+        "ref": {"type": "string"},
+        "sha": {"type": "string"},
+        "short_sha": {"type": "string"},
+        "image": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled", "skipped"]},
+        "created_at": {"type": "number"},
+        "started_at": {"type": ["number", "null"]},
+        "finished_at": {"type": ["number", "null"]},
+        "duration": {"type": ["number", "null"]},
+        "digest": {"type": ["string", "null"]},
+        "digests": {"type": "object", "additionalProperties": {"type": "string"}},
+        "error": {"type": ["string", "null"]},
+        "queue_position": {"type": ["integer", "null"]},
+        "worker": {"type": ["string", "null"]},
+        "message": {"type": ["string", "null"]},
+        "pusher": {"type": ["string", "null"]},
+        "delivery_id": {"type": ["string", "null"]},
+        "attempt": {"type": "integer"},
+    },
+}
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+BUILDS_QUEUED = {
+    "type": "object",
+    "required": ["builds"],
+    "properties": {"builds": {"type": "array", "items": {"type": "string"}}},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _id(name: str = "build_id") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "hookbuild", "version": "0.1.0"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Build": BUILD, "Error": ERROR},
+        },
+        "paths": {
+            "/hooks/{forge}": {
+                "post": {
+                    "summary": "Receive a forge's webhook",
+                    "parameters": [_id("forge")],
+                    "responses": {
+                        "202": _json(BUILDS_QUEUED, "builds queued"),
+                        "200": {"description": "ignored or skipped, with the reason"},
+                        "400": _json(ERROR, "malformed"),
+                        "401": _json(ERROR, "bad signature"),
+                        "404": _json(ERROR, "unknown forge or repository"),
+                        "413": _json(ERROR, "too large"),
+                        "503": _json(ERROR, "could not queue; redeliver"),
+                    },
+                }
+            },
+            "/trigger/{repository}/{token}": {
+                "post": {
+                    "summary": "Build trigger",
+                    "parameters": [_id("repository"), _id("token")],
+                    "responses": {
+                        "202": _json(BUILDS_QUEUED, "builds queued"),
+                        "200": {"description": "nothing to build"},
+                        "400": _json(ERROR, "bad body"),
+                        "401": _json(ERROR, "wrong token"),
+                        "403": _json(ERROR, "triggers off"),
+                        "404": _json(ERROR, "unknown repository or ref"),
+                    },
+                }
+            },
+            "/api/builds": {
+                "get": {
+                    "summary": "Builds, newest first",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": t}}
+                        for n, t in (
+                            ("repository", "string"),
+                            ("limit", "integer"),
+                            ("offset", "integer"),
+                        )
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["builds", "limit", "offset"],
+                                "properties": {
+                                    "builds": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Build"},
+                                    },
+                                    "limit": {"type": "integer"},
+                                    "offset": {"type": "integer"},
+                                },
+                            },
+                            "a page",
+                        )
+                    },
+                }
+            },
+            "/api/builds/{build_id}": {
+                "get": {
+                    "summary": "One build",
+                    "parameters": [_id()],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Build"}, "the build"),
+                        "404": _json(ERROR, "no such build"),
+                    },
+                }
+            },
+            "/api/builds/{build_id}/log": {
+                "get": {
+                    "summary": (
+                        "A build's log: text, or with follow=true Server-Sent Events "
+                        "(one per line, id = line number)"
+                    ),
+                    "parameters": [
+                        _id(),
+                        {"name": "start", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the log",
+                            "content": {"text/plain": {}, "text/event-stream": {}},
+                        },
+                        "404": _json(ERROR, "no such build"),
+                    },
+                }
+            },
+            "/api/builds/{build_id}/cancel": {
+                "post": {
+                    "summary": "Cancel a build wherever it is",
+                    "parameters": [_id()],
+                    "security": BEARER,
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/Build"}, "the build, cancelled"
+                        ),
+                        "401": _json(ERROR, "needs the token"),
+                        "403": _json(ERROR, "no token configured"),
+                        "404": _json(ERROR, "no such build"),
+                    },
+                }
+            },
+            "/api/builds/{build_id}/rebuild": {
+                "post": {
+                    "summary": "Build the same plan again",
+                    "parameters": [_id()],
+                    "security": BEARER,
+                    "responses": {
+                        "202": _json(BUILDS_QUEUED, "queued"),
+                        "401": _json(ERROR, "needs the token"),
+                        "403": _json(ERROR, "no token configured"),
+                        "404": _json(ERROR, "no such build"),
+                    },
+                }
+            },
+            "/api/events": {
+                "get": {
+                    "summary": "Webhook deliveries and what came of each",
+                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["events"],
+                                "properties": {
+                                    "events": {"type": "array", "items": {"type": "object"}}
+                                },
+                            },
+                            "deliveries",
+                        )
+                    },
+                }
+            },
+            "/api/preview": {
+                "post": {
+                    "summary": "What a push would build, and why",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "required": ["images", "skipped"]}, "the decision"
+                        ),
+                        "400": _json(ERROR, "bad request"),
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
+            "/badge/{repository}/{ref}.svg": {
+                "get": {
+                    "summary": "The ref's last build status as a badge",
+                    "parameters": [_id("repository"), _id("ref")],
+                    "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {}}}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text format 0.0.4"}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Redis and the Docker engine reachable",
+                    "responses": {"200": {"description": "healthy"}, "503": {"description": "not"}},
+                }
+            },
+        },
+    }
