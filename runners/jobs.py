@@ -34,17 +34,13 @@ class _LogWriter:
         self.store.append_log(self.build_id, [line])
 
 
-def _queue(connection: Redis, context: WorkerContext) -> BuildQueue:
-    return BuildQueue.for_config(connection, context.config)
-
-
 def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
         raise HookbuildError("execute_build runs inside an RQ job")
     connection: Redis = job.connection
     context = current()
-    queue = _queue(connection, context)
+    queue = BuildQueue.for_config(connection, context.config)
     store = queue.store
     plan = BuildPlan.from_dict(plan_data)
     _settle(queue, build_id)
@@ -172,7 +168,8 @@ def on_job_failure(
 ) -> None:
     """RQ calls this when a job dies outside our own handling: RQ's own timeout killed the
     work horse, or it died. A build already finished (cancelled, failed) stays as it is."""
-    queue = _queue(connection, current()) if has_context() else BuildQueue(connection)
+    config = current().config if has_context() else None
+    queue = BuildQueue.for_config(connection, config) if config else BuildQueue(connection)
     store = queue.store
     record = store.get(job.id)
     if record is None or record.status.finished:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 from redis import Redis
 from rq import Queue
@@ -238,6 +239,12 @@ class BuildQueue:
 
     def cancel_key(self, build_id: str) -> str:
         return f"{self.store.prefix}:build:{build_id}:cancel"
+
+    def describe(self, record: BuildRecord) -> dict[str, Any]:
+        """A build as the API and the dashboard show it: its record and its place in line."""
+        data = record.to_json()
+        data["queue_position"] = self.position(record)
+        return data
 
     def position(self, record: BuildRecord) -> int | None:
         """1 for the next build to start; None unless queued."""

@@ -206,7 +206,7 @@ class BuildStore:
     def start(self, build_id: str, worker: str) -> BuildRecord | None:
         """queued -> running; None when the build is gone or already finished (cancelled)."""
         now = time.time()
-        self.connection.set(self.alive_key(build_id), worker, ex=ALIVE_TTL_SECONDS)
+        self.heartbeat(build_id, worker)
         if not self.transition(
             build_id, {BuildStatus.QUEUED}, BuildStatus.RUNNING, started_at=now, worker=worker
         ):

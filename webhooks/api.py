@@ -13,7 +13,6 @@ from builder.config import ServerConfig
 from builder.plan import BuildPlan
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
-from runners.records import BuildRecord
 from webhooks import badge
 from webhooks.auth import refuse_change, refuse_read
 from webhooks.follow import follow
@@ -47,18 +46,13 @@ class BuildsApi:
 
         return guarded
 
-    def _json(self, record: BuildRecord) -> dict[str, Any]:
-        data = record.to_json()
-        data["queue_position"] = self.queue.position(record)
-        return data
-
     async def list_builds(self, request: Request) -> Response:
         limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
         offset = _int(request.query_params.get("offset"), 0, 0, 10**9)
         repository = request.query_params.get("repository") or None
 
         def page() -> list[dict[str, Any]]:
-            return [self._json(r) for r in self.store.recent(limit, offset, repository)]
+            return [self.queue.describe(r) for r in self.store.recent(limit, offset, repository)]
 
         return JSONResponse(
             {"builds": await run_in_threadpool(page), "limit": limit, "offset": offset}
@@ -68,7 +62,7 @@ class BuildsApi:
         record = await run_in_threadpool(self.store.get, request.path_params["build_id"])
         if record is None:
             return JSONResponse({"error": "no such build"}, 404)
-        return JSONResponse(await run_in_threadpool(self._json, record))
+        return JSONResponse(await run_in_threadpool(self.queue.describe, record))
 
     async def get_log(self, request: Request) -> Response:
         build_id = request.path_params["build_id"]
@@ -110,7 +104,7 @@ class BuildsApi:
         record = await run_in_threadpool(self.queue.cancel, build_id, "cancelled through the API")
         if record is None:
             return JSONResponse({"error": "no such build"}, 404)
-        return JSONResponse(self._json(record))
+        return JSONResponse(await run_in_threadpool(self.queue.describe, record))
 
     async def rebuild(self, request: Request) -> Response:
         record = await run_in_threadpool(self.store.get, request.path_params["build_id"])

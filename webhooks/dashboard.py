@@ -15,11 +15,12 @@ from starlette.templating import Jinja2Templates
 from builder.config import Config
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
-from runners.records import BuildRecord, BuildStatus
+from runners.records import BuildStatus
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 STATIC = Path(__file__).with_name("static")
 PAGE = 50
+RECENT_WINDOW = 2000  # builds the repositories page looks through
 
 
 class Dashboard:
@@ -29,26 +30,19 @@ class Dashboard:
         self.store = queue.store
         self.deliveries = deliveries
 
-    def _json(self, record: BuildRecord) -> dict[str, Any]:
-        data = record.to_json()
-        data["queue_position"] = self.queue.position(record)
-        return data
-
     async def repositories(self, request: Request) -> Response:
         def gather() -> list[dict[str, Any]]:
-            found = []
-            for repository in self.config.repositories:
-                last: dict[str, dict[str, Any]] = {}
-                for record in self.store.recent(200, 0, repository.name):
-                    last.setdefault(record.ref, self._json(record))  # newest first
-                found.append(
-                    {
-                        "name": repository.name,
-                        "forge": repository.forge,
-                        "refs": list(last.values()),
-                    }
-                )
-            return found
+            # One bounded window of recent builds, grouped: not one query per repository,
+            # which a config of thousands of repositories would make a page view cost.
+            last: dict[str, dict[str, dict[str, Any]]] = {}
+            for record in self.store.recent(RECENT_WINDOW):  # newest first
+                refs = last.setdefault(record.repository, {})
+                if record.ref not in refs:
+                    refs[record.ref] = self.queue.describe(record)
+            return [
+                {"name": r.name, "forge": r.forge, "refs": list(last.get(r.name, {}).values())}
+                for r in self.config.repositories
+            ]
 
         repositories = await run_in_threadpool(gather)
         return TEMPLATES.TemplateResponse(
@@ -70,7 +64,7 @@ class Dashboard:
                 if (not filters["status"] or r.status.value == filters["status"])
                 and (not filters["ref"] or filters["ref"] in (r.ref, r.ref.split("/", 2)[-1]))
             ]
-            return [self._json(r) for r in chosen[offset : offset + PAGE]]
+            return [self.queue.describe(r) for r in chosen[offset : offset + PAGE]]
 
         builds = await run_in_threadpool(matching)
         query = urlencode({k: v for k, v in filters.items() if v})
@@ -97,7 +91,11 @@ class Dashboard:
         return TEMPLATES.TemplateResponse(
             request,
             "build.html",
-            {"build": self._json(record), "lines": lines, "finished": record.status.finished},
+            {
+                "build": self.queue.describe(record),
+                "lines": lines,
+                "finished": record.status.finished,
+            },
         )
 
     async def deliveries_page(self, request: Request) -> Response:
