@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+import structlog
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -15,6 +16,7 @@ from tenacity import (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -29,6 +31,7 @@ def with_retries(
         wait = state.next_action.sleep if state.next_action else 0
         attempt = state.attempt_number + 1
         say(f"==> {what} failed ({error}); attempt {attempt} of {attempts} in {wait:.0f}s")
+        log.warning("retrying", what=what, error=str(error), attempt=attempt, of=attempts)
 
     retrying = Retrying(
         stop=stop_after_attempt(attempts),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,10 +19,13 @@ from redis.exceptions import RedisError
 
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
+from runners import servicelog
 from runners.children import spawn
-from runners.records import BuildRecord, BuildStatus, BuildStore
+from runners.logstream import LogClient, LogStreamError
+from runners.records import BuildQuery, BuildRecord, BuildStatus, BuildStore
 from runners.redis_server import PrivateRedis
 
+log = servicelog.get_logger("hookbuild")
 CONFIG_HELP = "The config file. Default: $HOOKBUILD_CONFIG, else ./builds.yml."
 config_option = click.option(
     "--config",
@@ -37,6 +41,22 @@ redis_option = click.option(
     default=None,
     help="Redis to use instead of the config's redis.url (or the private one of `hookbuild up`).",
 )
+
+server_option = click.option(
+    "--server",
+    envvar="HOOKBUILD_SERVER",
+    show_envvar=True,
+    default=None,
+    help="The hookbuild server's URL (default: the config's server.listen, on this machine).",
+)
+token_option = click.option(
+    "--token",
+    envvar="HOOKBUILD_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="API token, where reads need one (default: the config's server.token).",
+)
+STEP = re.compile(r"Step \d+/\d+ : ")
 
 
 def _load(config_path: str) -> Config:
@@ -63,13 +83,34 @@ def _connect(config: Config, override: str | None) -> Redis:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(servicelog.FORMATS),
+    envvar=servicelog.FORMAT_ENV,
+    show_envvar=True,
+    default="text",
+    show_default=True,
+    help="The service's own log lines on stderr: readable text, or one JSON object a line.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(servicelog.LEVELS),
+    envvar=servicelog.LEVEL_ENV,
+    show_envvar=True,
+    default="info",
+    show_default=True,
+)
+def main(log_format: str, log_level: str) -> None:
     """hookbuild: build container images from forge webhooks.
 
     A push on the forge sends a webhook; hookbuild verifies it, matches it against the
     rules in the config file, builds the pushed commit with Docker and pushes the image
     under every tag the rules give.
     """
+    servicelog.configure(log_format, log_level)
+    # Workers that `up` starts inherit the environment, and so log the same way.
+    os.environ[servicelog.FORMAT_ENV] = log_format
+    os.environ[servicelog.LEVEL_ENV] = log_level
 
 
 @main.command()
@@ -118,7 +159,7 @@ def up(config_path: str, workers: int | None) -> None:
     count = config.workers if workers is None else workers
     supervisor = _WorkerSupervisor(config_path, url, count)
     supervisor.start()
-    click.echo(f"hookbuild: {count} worker(s), Redis at {url}, state in {state_dir}", err=True)
+    log.info("hookbuild up", workers=count, redis=url, state_dir=str(state_dir))
     try:
         _serve(config, Redis.from_url(url))
     finally:
@@ -154,10 +195,7 @@ class _WorkerSupervisor:
         while not self._stopping.wait(1.0):
             for index, process in enumerate(self.processes):
                 if process.poll() is not None and not self._stopping.is_set():
-                    click.echo(
-                        f"hookbuild: worker exited with {process.returncode}; starting another",
-                        err=True,
-                    )
+                    log.warning("worker exited; starting another", exit_code=process.returncode)
                     self.processes[index] = spawn(self.command)
 
     def stop(self, grace: float = 30.0) -> None:
@@ -198,7 +236,7 @@ def _serve(config: Config, connection: Redis) -> None:
             create_app(config, connection),
             host=config.server.host,
             port=config.server.port,
-            log_level="info",
+            log_config=None,  # uvicorn's lines go through our handler (servicelog)
             access_log=False,
         )
     ).run()
@@ -236,16 +274,31 @@ def _format_duration(seconds: float | None) -> str:
 @config_option
 @redis_option
 @click.option("--repository", default=None, help="Only this repository's builds.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in BuildStatus]),
+    default=None,
+    help="Only builds in this state.",
+)
+@click.option("--ref", default=None, help="Only this branch or tag (main, v1.2, refs/heads/main).")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-def builds(config_path: str, redis_url: str | None, repository: str | None, limit: int) -> None:
+def builds(
+    config_path: str,
+    redis_url: str | None,
+    repository: str | None,
+    status: str | None,
+    ref: str | None,
+    limit: int,
+) -> None:
     """List builds, newest first: id, repository, ref, sha, status, duration, tags."""
     from runners.queue import BuildQueue
 
     config = _load(config_path)
     queue = BuildQueue.for_config(_connect(config, redis_url), config)
-    records = queue.store.recent(limit=limit, repository=repository)
+    query = BuildQuery(repository, BuildStatus(status) if status else None, ref)
+    records = queue.store.find(query, limit=limit)
 
-    def status(record: BuildRecord) -> str:
+    def state(record: BuildRecord) -> str:
         position = queue.position(record)
         return f"{record.status.value}(#{position})" if position else record.status.value
 
@@ -256,7 +309,7 @@ def builds(config_path: str, redis_url: str | None, repository: str | None, limi
             r.repository,
             r.ref,
             r.sha[:7],
-            status(r),
+            state(r),
             _format_duration(r.duration),
             ",".join(r.tags),
         )
@@ -284,6 +337,8 @@ def builds(config_path: str, redis_url: str | None, repository: str | None, limi
 @click.option(
     "--follow", "-f", is_flag=True, help="Print the build log as it runs; exit with its result."
 )
+@server_option
+@token_option
 def build(
     config_path: str,
     redis_url: str | None,
@@ -291,6 +346,8 @@ def build(
     ref: str | None,
     sha: str | None,
     follow: bool,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """Build REPOSITORY at a ref now, through its rules: a first build or a rebuild."""
     from builder.manual import TriggerRequestError, checked_sha
@@ -314,14 +371,11 @@ def build(
     for build_id in outcome.builds:
         click.echo(f"{build_id} {outcome.ref} {outcome.sha[:7]}")
     if follow:
-        store = BuildStore(connection)
-        worst = 0
-        for build_id in outcome.builds:
-            record = _follow(store, build_id)
-            worst = max(worst, EXIT_CODES.get(record.status, 1))
-            if record.error:
-                click.echo(f"build {record.id} {record.status.value}: {record.error}", err=True)
-        sys.exit(worst)
+        client = _log_client(config, server, token)
+        try:
+            sys.exit(max(_follow(client, build_id) for build_id in outcome.builds))
+        except LogStreamError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -421,51 +475,62 @@ EXIT_CODES = {
 
 @main.command()
 @config_option
-@redis_option
+@server_option
+@token_option
 @click.argument("build_id")
 @click.option(
     "--follow", "-f", is_flag=True, help="Keep printing as the build runs; exit with its result."
 )
-def logs(config_path: str, redis_url: str | None, build_id: str, follow: bool) -> None:
-    """Print a build's log.
+def logs(
+    config_path: str, server: str | None, token: str | None, build_id: str, follow: bool
+) -> None:
+    """Print a build's log, read from the hookbuild server's API.
 
-    With --follow, keep printing as the build runs, then exit 0 if it succeeded (or was
-    skipped by a path filter), 1 if it failed, 2 if it was cancelled.
+    With --follow, print each line as the engine prints it (the stream the dashboard
+    shows; a dropped connection resumes where it stopped), then exit 0 if the build
+    succeeded (or was skipped by a path filter), 1 if it failed, 2 if it was cancelled.
     """
-    config = _load(config_path)
-    store = BuildStore(_connect(config, redis_url))
-    record = store.get(build_id)
-    if record is None:
-        raise click.ClickException(f"no build {build_id!r}")
-    if not follow:
-        for line in store.log_lines(build_id):
-            click.echo(line)
-        return
-    _exit_with(_follow(store, build_id))
+    client = _log_client(_load(config_path), server, token)
+    try:
+        if not follow:
+            for line in client.log(build_id):
+                click.echo(line)
+            return
+        sys.exit(_follow(client, build_id))
+    except LogStreamError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
-def _follow(store: BuildStore, build_id: str) -> BuildRecord:
-    """Print a build's log as it grows, every line once, until the build ends."""
-    printed = 0
-    while True:
-        # Read the status before the lines: a build that ends in between still has every
-        # line printed by this last read.
-        record = store.get(build_id)
-        if record is None:
-            raise click.ClickException(f"build {build_id!r} is gone")
-        lines = store.log_lines(build_id, printed)
-        for line in lines:
-            click.echo(line)
-        printed += len(lines)
-        if record.status.finished:
-            return record
-        time.sleep(0.2)
+def _log_client(config: Config, server: str | None, token: str | None) -> LogClient:
+    """The server named by --server, else the one this config's `server.listen` runs."""
+    if server is None:
+        host = config.server.host
+        # A server that listens everywhere is reached here on loopback.
+        everywhere = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+        host = everywhere.get(host, host)
+        server = f"http://{f'[{host}]' if ':' in host else host}:{config.server.port}"
+    try:
+        return LogClient(server, token or config.server.token)
+    except LogStreamError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
-def _exit_with(record: BuildRecord) -> None:
-    if record.error:
-        click.echo(f"build {record.id} {record.status.value}: {record.error}", err=True)
-    sys.exit(EXIT_CODES.get(record.status, 1))
+def _follow(client: LogClient, build_id: str) -> int:
+    """Print a build's log as it grows, every line once; return the exit code its end
+    calls for. Build steps stand out on a terminal."""
+
+    def line(text: str) -> None:
+        click.echo(click.style(text, bold=True) if STEP.match(text) else text)
+
+    ended = client.follow(build_id, line)
+    if ended not in {s.value for s in BuildStatus}:
+        click.echo(f"build {build_id} is gone (expired or removed)", err=True)
+        return 1
+    status = BuildStatus(ended)
+    error = client.build(build_id).get("error")
+    if error:
+        click.echo(f"build {build_id} {status.value}: {error}", err=True)
+    return EXIT_CODES.get(status, 1)
 
 
 if __name__ == "__main__":

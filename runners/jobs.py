@@ -19,8 +19,11 @@ from builder.source import MirrorCache
 from runners.context import WorkerContext, current, has_context
 from runners.queue import BuildQueue
 from runners.records import BuildStatus, BuildStore
+from runners.servicelog import about_build, get_logger
 from runners.tagledger import RedisTagLedger
 from runners.watchdog import BuildWatchdog
+
+service_log = get_logger(__name__)  # the service's own log; a build's log is `_LogWriter`
 
 
 class _LogWriter:
@@ -35,6 +38,11 @@ class _LogWriter:
 
 
 def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
+    with about_build(build_id):
+        return _execute_build(build_id, plan_data)
+
+
+def _execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
         raise HookbuildError("execute_build runs inside an RQ job")
@@ -46,7 +54,15 @@ def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     _settle(queue, build_id)
     if store.start(build_id, context.name) is None:
         queue.release(build_id, plan.repository)
+        service_log.info("build not started: cancelled or gone")
         return {"status": "skipped", "reason": "the build was cancelled or is gone"}
+    service_log.info(
+        "build started",
+        repository=plan.repository,
+        ref=plan.ref,
+        sha=plan.sha,
+        worker=context.name,
+    )
 
     watchdog = BuildWatchdog(
         store,
@@ -138,11 +154,16 @@ def _run(
     finally:
         if engine is not None:
             engine.close()
+    seconds = round(time.monotonic() - started, 1)
     if result.skipped:
         store.finish(build_id, BuildStatus.SKIPPED, tags=result.tags, error=result.skipped)
+        service_log.info("build skipped", reason=result.skipped, seconds=seconds)
         return {"status": "skipped", "reason": result.skipped}
     pushed = ", ".join(result.digests) or "no tag (every tag points at a newer commit)"
-    log(f"==> succeeded in {time.monotonic() - started:.1f}s: {pushed}")
+    log(f"==> succeeded in {seconds:.1f}s: {pushed}")
+    service_log.info(
+        "build succeeded", seconds=seconds, digest=result.digest, pushed=list(result.digests)
+    )
     store.finish(
         build_id,
         BuildStatus.SUCCEEDED,
@@ -155,6 +176,7 @@ def _run(
 
 def _fail(store: BuildStore, build_id: str, log: _LogWriter, reason: str) -> dict[str, Any]:
     log(f"==> FAILED: {reason}")
+    service_log.warning("build failed", reason=reason)
     store.finish(build_id, BuildStatus.FAILED, error=reason)
     return {"status": "failed", "error": reason}
 
@@ -179,4 +201,5 @@ def on_job_failure(
         reason = f"timed out after {job.timeout}s"
     if store.finish(job.id, BuildStatus.FAILED, error=reason):
         store.append_log(job.id, [f"==> FAILED: {reason}"])
+        service_log.error("build failed outside its job", build_id=job.id, reason=reason)
     queue.release(job.id, record.repository)

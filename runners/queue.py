@@ -33,7 +33,9 @@ from runners.records import (
     new_build_id,
     text,
 )
+from runners.servicelog import get_logger
 
+log = get_logger(__name__)
 QUEUE_NAME = "hookbuild"
 RESULT_TTL_SECONDS = 7 * 24 * 3600
 # RQ's own timeout is the last line of defence: the job stops its build at the plan's
@@ -138,6 +140,16 @@ class BuildQueue:
             for record in records:
                 self.connection.srem(self._slots(record.repository), record.id)
             raise
+        for record in records:
+            log.info(
+                "build queued",
+                build_id=record.id,
+                repository=record.repository,
+                ref=record.ref,
+                sha=record.sha,
+                image=record.image,
+                waiting=not ready[record.id],
+            )
         self._supersede(records, plans)
         return ids
 
@@ -165,7 +177,8 @@ class BuildQueue:
             timeout=plan.timeout + TIMEOUT_MARGIN_SECONDS,
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=RESULT_TTL_SECONDS,
-            description=f"build {plan.repository} {plan.ref} {plan.sha[:7]}",
+            # The build id leads, so RQ's own log lines about the job name it (servicelog).
+            description=f"build {build_id} of {plan.repository} {plan.ref} {plan.sha[:7]}",
             on_failure=Callback("runners.jobs.on_job_failure"),
             pipeline=pipeline,  # type: ignore[arg-type]
         )
@@ -229,6 +242,7 @@ class BuildQueue:
             return record
         if self.store.finish(build_id, BuildStatus.CANCELLED, error=reason):
             self.store.append_log(build_id, [f"==> cancelled: {reason}"])
+            log.info("build cancelled", build_id=build_id, reason=reason)
             self.connection.set(self.cancel_key(build_id), reason, ex=24 * 3600)
             self.connection.lrem(self._waiting(record.repository), 0, build_id)
             if record.status is BuildStatus.QUEUED:

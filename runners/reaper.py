@@ -16,6 +16,9 @@ from redis.exceptions import RedisError
 from builder.config import Config
 from runners.queue import BuildQueue
 from runners.records import ALIVE_TTL_SECONDS, BuildStatus
+from runners.servicelog import get_logger
+
+log = get_logger(__name__)
 
 REAP_EVERY_SECONDS = 5.0
 
@@ -42,10 +45,12 @@ def reap(connection: Redis, config: Config) -> list[str]:
                     build_id, [f"==> {lost}; starting it again (attempt {record.attempt + 1})"]
                 )
                 queue.requeue(record)
+                log.warning("build lost; queued again", build_id=build_id, worker=record.worker)
                 reaped.append(build_id)
             continue
         if store.finish(build_id, BuildStatus.FAILED, error=lost):
             store.append_log(build_id, [f"==> FAILED: {lost}"])
+            log.warning("build lost; failed", build_id=build_id, worker=record.worker)
             queue.release(build_id, record.repository)
             reaped.append(build_id)
     return reaped
@@ -62,7 +67,8 @@ class Reaper(threading.Thread):
         while not self._done.wait(REAP_EVERY_SECONDS):
             try:
                 reap(self.connection, self.config)
-            except RedisError:
+            except RedisError as exc:
+                log.warning("reaper cannot reach Redis; trying again", error=str(exc))
                 continue
 
     def stop(self) -> None:

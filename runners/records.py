@@ -2,8 +2,9 @@
 
 A record is a hash (`hookbuild:build:{id}`), its log a list (`...:log`) that grows line by
 line while the build runs, so another process can tail it. Listing uses sorted-set indexes
-by creation time (all builds, and per repository), never a scan. Transitions that touch
-several keys go through one pipeline, as RQ does for its registries.
+by creation time, one per query the API and dashboard make (all builds; by repository; by
+status; by ref; and status or ref within a repository), never a scan. Transitions that
+touch several keys go through one pipeline, as RQ does for its registries.
 """
 
 from __future__ import annotations
@@ -107,6 +108,23 @@ class BuildRecord:
 
 
 DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
+# A status filter on top of a ref filter reads the ref's index this far at most: a ref's
+# builds are few, and a page that comes up short says so rather than scanning on.
+MAX_FILTER_SCAN = 2000
+
+
+def short_ref(ref: str) -> str:
+    """`refs/heads/main` -> `main`, `refs/tags/v1` -> `v1`; a short name stays as it is."""
+    return ref.split("/", 2)[-1] if ref.startswith("refs/") else ref
+
+
+@dataclass(frozen=True)
+class BuildQuery:
+    """Which builds a listing wants; every field optional, all of them combined."""
+
+    repository: str | None = None
+    status: BuildStatus | None = None
+    ref: str | None = None  # full (`refs/heads/main`) or short (`main`)
 
 
 class BuildStore:
@@ -126,19 +144,38 @@ class BuildStore:
     def _log_key(self, build_id: str) -> str:
         return f"{self.prefix}:build:{build_id}:log"
 
-    def _index(self, repository: str | None = None) -> str:
-        return f"{self.prefix}:builds:repo:{repository}" if repository else f"{self.prefix}:builds"
+    def _index(
+        self, repository: str | None = None, status: str | None = None, ref: str | None = None
+    ) -> str:
+        key = f"{self.prefix}:builds"
+        if repository:
+            key += f":repo:{repository}"
+        if status:
+            key += f":status:{status}"
+        if ref:
+            key += f":ref:{short_ref(ref)}"
+        return key
+
+    def _indexes(self, record: BuildRecord, status: BuildStatus) -> list[str]:
+        """Every index a record with this status belongs in."""
+        return [
+            self._index(),
+            self._index(record.repository),
+            self._index(status=status.value),
+            self._index(record.repository, status=status.value),
+            self._index(ref=record.ref),
+            self._index(record.repository, ref=record.ref),
+        ]
 
     def add(self, record: BuildRecord, pipeline: Pipeline | None = None) -> None:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         # Index entries older than the retention point at expired records: drop them here,
         # a bounded amount of work per new build, so listing never meets them.
         oldest = record.created_at - self.retention_seconds
-        pipe.zremrangebyscore(self._index(), "-inf", oldest)
-        pipe.zremrangebyscore(self._index(record.repository), "-inf", oldest)
         pipe.hset(self._key(record.id), mapping=cast(Any, record._to_hash()))
-        pipe.zadd(self._index(), {record.id: record.created_at})
-        pipe.zadd(self._index(record.repository), {record.id: record.created_at})
+        for index in self._indexes(record, record.status):
+            pipe.zremrangebyscore(index, "-inf", oldest)
+            pipe.zadd(index, {record.id: record.created_at})
         if pipeline is None:
             pipe.execute()
 
@@ -156,8 +193,20 @@ class BuildStore:
         self, limit: int = 50, offset: int = 0, repository: str | None = None
     ) -> list[BuildRecord]:
         """Newest first, from the creation-time index (all builds, or one repository's)."""
-        ids = self.connection.zrevrange(self._index(repository), offset, offset + limit - 1)
-        return self.get_many([text(cast(bytes, i)) for i in ids])
+        return self.find(BuildQuery(repository=repository), limit, offset)
+
+    def find(self, query: BuildQuery, limit: int = 50, offset: int = 0) -> list[BuildRecord]:
+        """Newest first: one index read for any single filter, or repository plus one."""
+        status = query.status.value if query.status else None
+        if not (status and query.ref):
+            index = self._index(query.repository, status, query.ref)
+            ids = self.connection.zrevrange(index, offset, offset + limit - 1)
+            return self.get_many([text(cast(bytes, i)) for i in ids])
+        # Status and ref together: read the ref's index (small) and keep the status's.
+        index = self._index(query.repository, ref=query.ref)
+        ids = self.connection.zrevrange(index, 0, MAX_FILTER_SCAN - 1)
+        records = self.get_many([text(cast(bytes, i)) for i in ids])
+        return [r for r in records if r.status is query.status][offset : offset + limit]
 
     def update(self, build_id: str, pipeline: Pipeline | None = None, **changes: Any) -> None:
         if "status" in changes:
@@ -187,11 +236,21 @@ class BuildStore:
             while True:
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
-                    current = pipe.hget(key, "status")
+                    current, repository, created_at = pipe.hmget(
+                        key, ["status", "repository", "created_at"]
+                    )
                     if current is None or text(current) not in allowed:
                         pipe.reset()
                         return False
                     pipe.multi()
+                    self._move_status_index(
+                        pipe,
+                        build_id,
+                        json.loads(repository or "null"),
+                        json.loads(current),
+                        status.value,
+                        json.loads(created_at or "0"),
+                    )
                     self.update(build_id, pipeline=pipe, status=status, **changes)
                     if status is BuildStatus.RUNNING:
                         pipe.sadd(self.running_key(), build_id)
@@ -202,6 +261,22 @@ class BuildStore:
                     return True
                 except WatchError:
                     continue
+
+    def _move_status_index(
+        self,
+        pipe: Pipeline,
+        build_id: str,
+        repository: str,
+        old: str,
+        new: str,
+        created_at: float,
+    ) -> None:
+        expired = time.time() - self.retention_seconds
+        for scope in (None, repository):
+            pipe.zrem(self._index(scope, old), build_id)
+            pipe.zadd(self._index(scope, new), {build_id: created_at})
+            # Finished records expire after the retention; their index entries go here.
+            pipe.zremrangebyscore(self._index(scope, new), "-inf", expired)
 
     def start(self, build_id: str, worker: str) -> BuildRecord | None:
         """queued -> running; None when the build is gone or already finished (cancelled)."""

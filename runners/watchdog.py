@@ -17,6 +17,9 @@ import time
 from redis.exceptions import RedisError
 
 from runners.records import BuildStatus, BuildStore
+from runners.servicelog import get_logger
+
+log = get_logger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 POLL_SECONDS = 0.5
@@ -52,18 +55,20 @@ class BuildWatchdog(threading.Thread):
                     self.store.heartbeat(self.build_id, self.worker)
                     beats = 0.0
                 if self.connection.exists(self.cancel_key):
-                    self._stop_build()
+                    self._stop_build("cancelled")
                     return
                 if time.monotonic() > self._deadline:
                     reason = f"timed out after {self.timeout:.0f}s"
                     if self.store.finish(self.build_id, BuildStatus.FAILED, error=reason):
                         self.store.append_log(self.build_id, [f"==> FAILED: {reason}"])
-                    self._stop_build()
+                    self._stop_build(reason)
                     return
             except RedisError:
                 continue  # Redis away for a moment: the heartbeat's TTL covers a short gap
 
-    def _stop_build(self) -> None:
+    def _stop_build(self, why: str) -> None:
+        # A thread: the job's bound build id does not reach here, so it is named.
+        log.warning("stopping the build", build_id=self.build_id, why=why)
         if self.can_kill:
             os.kill(os.getpid(), signal.SIGKILL)
 

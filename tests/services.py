@@ -235,3 +235,32 @@ def docker_env(host: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     env["DOCKER_HOST"] = host
     return env
+
+
+@contextlib.contextmanager
+def live_server(app: object, port: int | None = None) -> Iterator[str]:
+    """The ASGI `app` served by uvicorn on 127.0.0.1, in a thread; yields its base URL.
+    For clients that speak real HTTP (the CLI, a browser), where TestClient cannot reach.
+    On leaving, open streams are cut after a second, as a restarting server cuts them."""
+    import threading
+
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 15, "the live server")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

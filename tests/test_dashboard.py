@@ -169,3 +169,38 @@ def test_pages_need_the_token_when_not_public(redis: Redis, tmp_path: Path) -> N
         ).status_code
         == 200
     )
+
+
+def test_api_filters_by_status_and_ref_from_indexes_that_follow_each_transition(
+    redis: Redis, tmp_path: Path
+) -> None:
+    store = BuildStore(redis)
+    record(store, "b1", "acme/web", "refs/heads/main", BuildStatus.SUCCEEDED, ["x"], age=30)
+    record(store, "b2", "acme/web", "refs/heads/dev", BuildStatus.FAILED, ["x"], age=20)
+    record(store, "b3", "acme/api", "refs/heads/main", BuildStatus.QUEUED, [], age=10)
+    record(store, "b4", "acme/web", "refs/tags/v1.0", BuildStatus.RUNNING, [])
+    client = client_for(redis, tmp_path)
+
+    def ids(query: str) -> list[str]:
+        response = client.get(f"/api/builds?{query}")
+        assert response.status_code == 200, response.text
+        return [b["id"] for b in response.json()["builds"]]
+
+    assert ids("status=queued") == ["b3"]
+    assert ids("status=running") == ["b4"]
+    assert ids("ref=main") == ["b3", "b1"]
+    assert ids("ref=refs/heads/main") == ["b3", "b1"]
+    assert ids("ref=v1.0&repository=acme/web") == ["b4"]
+    assert ids("repository=acme/web&status=failed") == ["b2"]
+    assert ids("ref=main&status=succeeded") == ["b1"]
+    assert ids("repository=acme/api&ref=main&status=queued") == ["b3"]
+    assert ids("") == ["b4", "b3", "b2", "b1"]
+
+    store.start("b3", "worker-1")
+    store.finish("b3", BuildStatus.SUCCEEDED)
+    assert ids("status=queued") == []
+    assert ids("status=succeeded") == ["b3", "b1"]
+    assert ids("status=succeeded&limit=1&offset=1") == ["b1"]
+
+    unknown = client.get("/api/builds?status=green")
+    assert unknown.status_code == 400 and "use one of queued" in unknown.json()["error"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import secrets
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,15 +15,21 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from builder.config import load_config
+from runners import servicelog
+from runners.logstream import LogClient
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo, fixture_bytes
 from tests.registry import RegistryReader
-from tests.services import docker_env, free_port, wait_until
+from tests.services import docker_env, free_port, live_server, wait_until
 from tests.signing import forge_headers
 from tests.workers import SECRET, WorkerProcess, write_config
 from webhooks.app import create_app
 
-CHATTY = "FROM hookbuild-test/busybox\nRUN for i in $(seq 1 30); do echo line-$i; sleep 0.1; done\n"
+# Each test's build is new to the engine (the marker): a cached step would print nothing.
+CHATTY = (
+    "FROM hookbuild-test/busybox\n"
+    "RUN echo {marker} && for i in $(seq 1 30); do echo line-$i; sleep 0.1; done\n"
+)
 
 
 def events(
@@ -43,6 +53,15 @@ def events(
     return found
 
 
+@dataclass
+class Following:
+    client: TestClient
+    build_id: str
+    repository: str
+    worker: WorkerProcess
+    server_log: str  # the receiver's own log lines, as JSON, for the delivery
+
+
 @pytest.fixture
 def running(
     redis: Redis,
@@ -51,9 +70,9 @@ def running(
     docker_host: str,
     make_repo: MakeRepo,
     tmp_path: Path,
-) -> Iterator[tuple[TestClient, str, str]]:
+) -> Iterator[Following]:
     repo = make_repo("follow/web")
-    sha = repo.commit({"Dockerfile": CHATTY})
+    sha = repo.commit({"Dockerfile": CHATTY.format(marker=secrets.token_hex(8))})
     repo.push("main")
     path = write_config(
         tmp_path / "builds.yml",
@@ -64,26 +83,36 @@ def running(
     client = TestClient(
         create_app(load_config(path, {}), redis, docker_environ=docker_env(docker_host))
     )
-    worker = WorkerProcess(path, redis_url, docker_host, "w-follow")
+    # JSON service logs, checked by test_service_logs_are_json_lines_naming_the_build.
+    worker = WorkerProcess(
+        path, redis_url, docker_host, "w-follow", {"HOOKBUILD_LOG_FORMAT": "json"}
+    )
     payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
     payload.update(ref="refs/heads/main", after=sha, before="0" * 40)
     payload["repository"].update(full_name=repo.name, default_branch="main")
     body = json.dumps(payload).encode()
-    response = client.post(
-        "/hooks/github", content=body, headers=forge_headers("github", "push", body, SECRET, "f1")
-    )
+    server_log = io.StringIO()
+    servicelog.configure("json", stream=server_log)
+    try:
+        response = client.post(
+            "/hooks/github",
+            content=body,
+            headers=forge_headers("github", "push", body, SECRET, "f1"),
+        )
+    finally:
+        servicelog.configure("text")
     [build_id] = response.json()["builds"]
     try:
-        yield client, build_id, repo.name
+        yield Following(client, build_id, repo.name, worker, server_log.getvalue())
     finally:
         worker.stop()
 
 
 @pytest.mark.docker
 def test_follow_started_mid_build_gets_every_line_once_in_order_and_ends(
-    redis: Redis, running: tuple[TestClient, str, str]
+    redis: Redis, running: Following
 ) -> None:
-    client, build_id, _ = running
+    client, build_id = running.client, running.build_id
     store = BuildStore(redis)
     wait_until(lambda: "line-5" in store.log_lines(build_id), 60, "the build to be under way")
     assert "line-30" not in store.log_lines(build_id), "the follow starts mid-build"
@@ -103,10 +132,8 @@ def test_follow_started_mid_build_gets_every_line_once_in_order_and_ends(
 
 
 @pytest.mark.docker
-def test_a_reconnect_with_last_event_id_resumes_after_it(
-    redis: Redis, running: tuple[TestClient, str, str]
-) -> None:
-    client, build_id, _ = running
+def test_a_reconnect_with_last_event_id_resumes_after_it(redis: Redis, running: Following) -> None:
+    client, build_id = running.client, running.build_id
     store = BuildStore(redis)
     wait_until(lambda: store.get(build_id).status.finished, 120, "the build")  # type: ignore[union-attr]
 
@@ -117,10 +144,8 @@ def test_a_reconnect_with_last_event_id_resumes_after_it(
 
 
 @pytest.mark.docker
-def test_badge_and_metrics_tell_what_happened(
-    redis: Redis, running: tuple[TestClient, str, str]
-) -> None:
-    client, build_id, repository = running
+def test_badge_and_metrics_tell_what_happened(redis: Redis, running: Following) -> None:
+    client, build_id, repository = running.client, running.build_id, running.repository
     store = BuildStore(redis)
     wait_until(lambda: store.get(build_id).status is BuildStatus.SUCCEEDED, 120, "the build")  # type: ignore[union-attr]
 
@@ -158,3 +183,56 @@ def test_healthz_checks_redis_and_the_engine(
     )
     assert no_engine.status_code == 503 and no_engine.json()["docker"]["ok"] is False
     assert "not reachable" in no_engine.json()["docker"]["error"]
+
+
+@pytest.mark.docker
+def test_the_cli_client_follows_mid_build_and_through_a_server_restart(
+    redis: Redis, running: Following
+) -> None:
+    client, build_id = running.client, running.build_id
+    store = BuildStore(redis)
+    wait_until(lambda: "line-3" in store.log_lines(build_id), 60, "the build to be under way")
+    port = free_port()
+    printed: list[str] = []
+    statuses: list[str] = []
+    ended: list[str] = []
+    follower = LogClient(f"http://127.0.0.1:{port}")
+
+    def follow() -> None:
+        ended.append(follower.follow(build_id, printed.append, statuses.append))
+
+    thread = threading.Thread(target=follow)
+    with live_server(client.app, port):
+        thread.start()
+        wait_until(lambda: "line-8" in printed, 60, "lines through the first server")
+    assert "line-30" not in printed, "the first server went away mid-build"
+    with live_server(client.app, port):
+        thread.join(120)
+
+    assert ended == ["succeeded"]
+    assert printed == store.log_lines(build_id), "every line once, in order, across the restart"
+    assert statuses[0] == "running"
+
+
+@pytest.mark.docker
+def test_service_logs_are_json_lines_naming_the_build(
+    redis: Redis, running: Following, tmp_path: Path
+) -> None:
+    build_id = running.build_id
+    wait_until(lambda: f"Job OK ({build_id})" in running.worker.log.read_text(), 120, "the build")
+
+    worker_lines = [json.loads(line) for line in running.worker.log.read_text().splitlines()]
+    about = [e for e in worker_lines if build_id in json.dumps({**e, "build_id": None})]
+    events = {e["event"] for e in worker_lines if e.get("build_id") == build_id}
+
+    assert {"build started", "build succeeded"} <= events
+    assert about, "RQ's own lines mention the build"
+    assert all(e.get("build_id") == build_id for e in about), "each line about it names it"
+    assert all({"timestamp", "level", "logger"} <= e.keys() for e in worker_lines)
+
+    # The server's side: the delivery and the build it queued.
+    server_lines = [json.loads(line) for line in running.server_log.splitlines()]
+    server_lines = [e for e in server_lines if e["logger"] != "httpx2"]  # the test's client
+    assert [e["event"] for e in server_lines] == ["build queued", "delivery"]
+    assert server_lines[0]["build_id"] == build_id and server_lines[1]["builds"] == [build_id]
+    assert server_lines[1]["outcome"] == "built" and server_lines[1]["status"] == 202

@@ -17,7 +17,7 @@ from runners.worker import run_worker
 from tests.conftest import GitRepo, MakeRepo, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
-from tests.services import docker_env
+from tests.services import docker_env, live_server
 from webhooks.app import create_app
 
 TOKEN = "trigger-token-123"
@@ -180,9 +180,10 @@ def test_hookbuild_build_follow_builds_and_pushes(
     build_id, ref, short = queued.output.split()
     assert (ref, short) == ("refs/heads/main", sha[:7])
     run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True)
-    followed = runner.invoke(
-        main, ["logs", build_id, "--follow", "--config", str(config_file), "--redis-url", redis_url]
-    )
+    with live_server(create_app(config, redis)) as url:
+        followed = runner.invoke(
+            main, ["logs", build_id, "--follow", "--config", str(config_file), "--server", url]
+        )
 
     assert followed.exit_code == 0, followed.output
     assert f"==> pushed {registry.host}/trigger/web:latest" in followed.output

@@ -56,8 +56,15 @@ def write_config(
 
 
 class WorkerProcess:
-    def __init__(self, config: Path, redis_url: str, docker_host: str, name: str) -> None:
-        env = {**docker_env(docker_host), "PYTHONPATH": os.getcwd()}
+    def __init__(
+        self,
+        config: Path,
+        redis_url: str,
+        docker_host: str,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        env = {**docker_env(docker_host), "PYTHONPATH": os.getcwd(), **(extra_env or {})}
         self.name = name
         self.log = config.parent / f"{name}.log"
         self._log_handle = open(self.log, "wb")  # noqa: SIM115 - lives as long as the worker

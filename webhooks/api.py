@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -13,12 +13,26 @@ from builder.config import ServerConfig
 from builder.plan import BuildPlan
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
+from runners.records import BuildQuery, BuildStatus
 from webhooks import badge
 from webhooks.auth import refuse_change, refuse_read
 from webhooks.follow import follow
 
 MAX_PAGE = 200
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def build_query(params: Mapping[str, str]) -> BuildQuery:
+    """`?repository=&status=&ref=` as a query; ValueError names an unknown status."""
+    status = params.get("status") or None
+    if status is not None and status not in {s.value for s in BuildStatus}:
+        known = ", ".join(s.value for s in BuildStatus)
+        raise ValueError(f"unknown status {status!r}: use one of {known}")
+    return BuildQuery(
+        repository=params.get("repository") or None,
+        status=BuildStatus(status) if status else None,
+        ref=params.get("ref") or None,
+    )
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:
@@ -49,10 +63,13 @@ class BuildsApi:
     async def list_builds(self, request: Request) -> Response:
         limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
         offset = _int(request.query_params.get("offset"), 0, 0, 10**9)
-        repository = request.query_params.get("repository") or None
+        try:
+            query = build_query(request.query_params)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
 
         def page() -> list[dict[str, Any]]:
-            return [self.queue.describe(r) for r in self.store.recent(limit, offset, repository)]
+            return [self.queue.describe(r) for r in self.store.find(query, limit, offset)]
 
         return JSONResponse(
             {"builds": await run_in_threadpool(page), "limit": limit, "offset": offset}
@@ -89,10 +106,8 @@ class BuildsApi:
         repository, _, ref = path[: -len(".svg")].rpartition("/")
 
         def last_status() -> str:
-            for record in self.store.recent(200, 0, repository):
-                if ref in (record.ref, record.ref.split("/", 2)[-1]):
-                    return record.status.value
-            return "unknown"
+            last = self.store.find(BuildQuery(repository=repository, ref=ref), limit=1)
+            return last[0].status.value if last else "unknown"
 
         status = await run_in_threadpool(last_status)
         return Response(

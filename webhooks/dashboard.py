@@ -15,7 +15,8 @@ from starlette.templating import Jinja2Templates
 from builder.config import Config
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
-from runners.records import BuildStatus
+from runners.records import BuildQuery, BuildStatus
+from webhooks.api import build_query
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 STATIC = Path(__file__).with_name("static")
@@ -54,20 +55,17 @@ class Dashboard:
         filters = {k: params.get(k) or None for k in ("repository", "status", "ref")}
         offset = int(params.get("offset", "0")) if params.get("offset", "0").isdigit() else 0
 
+        try:
+            query = build_query(params)
+        except ValueError:
+            query = BuildQuery(repository=filters["repository"], ref=filters["ref"])
+            filters["status"] = None
+
         def matching() -> list[dict[str, Any]]:
-            # Filters by status and ref look through a bounded window of recent builds;
-            # the repository filter uses its own index.
-            window = self.store.recent(PAGE * 10, 0, filters["repository"])
-            chosen = [
-                r
-                for r in window
-                if (not filters["status"] or r.status.value == filters["status"])
-                and (not filters["ref"] or filters["ref"] in (r.ref, r.ref.split("/", 2)[-1]))
-            ]
-            return [self.queue.describe(r) for r in chosen[offset : offset + PAGE]]
+            return [self.queue.describe(r) for r in self.store.find(query, PAGE, offset)]
 
         builds = await run_in_threadpool(matching)
-        query = urlencode({k: v for k, v in filters.items() if v})
+        link_query = urlencode({k: v for k, v in filters.items() if v})
         return TEMPLATES.TemplateResponse(
             request,
             "builds.html",
@@ -78,7 +76,7 @@ class Dashboard:
                 "repository_names": [r.name for r in self.config.repositories],
                 "offset": offset,
                 "limit": PAGE,
-                "query": query,
+                "query": link_query,
             },
         )
 

@@ -1,8 +1,9 @@
 """`GET /api/builds/{id}/log?follow=true`: the log as Server-Sent Events while it grows.
 
 One event per line, its line number the event id; a client that reconnects with
-`Last-Event-ID` resumes right after the last line it got. The stream ends with an `end`
-event carrying the build's final status, once every line has been sent.
+`Last-Event-ID` resumes right after the last line it got. A `status` event comes first with
+the build's state, and again whenever it changes (queued -> running). The stream ends with
+an `end` event carrying the build's final status, once every line has been sent.
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ async def follow(store: BuildStore, build_id: str, start: int) -> AsyncIterator[
     """Lines from index `start` on, as they come; then the final status."""
     sent = start
     quiet = 0.0
+    status = ""
     while True:
         # The status before the lines: a build that ends in between still has all its
         # lines sent by this read.
         record = await run_in_threadpool(store.get, build_id)
+        if record is not None and not record.status.finished and record.status != status:
+            status = record.status.value
+            yield f"event: status\ndata: {status}\n\n"
         lines = await run_in_threadpool(store.log_lines, build_id, sent)
         for line in lines:
             yield _event(sent, line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+BUILD_STATUS = {"enum": ["queued", "running", "succeeded", "failed", "cancelled", "skipped"]}
 BUILD = {
     "type": "object",
     "required": [
@@ -34,7 +35,7 @@ BUILD = {
         "short_sha": {"type": "string"},
         "image": {"type": "string"},
         "tags": {"type": "array", "items": {"type": "string"}},
-        "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled", "skipped"]},
+        "status": BUILD_STATUS,
         "created_at": {"type": "number"},
         "started_at": {"type": ["number", "null"]},
         "finished_at": {"type": ["number", "null"]},
@@ -109,14 +110,26 @@ def spec() -> dict[str, Any]:
             },
             "/api/builds": {
                 "get": {
-                    "summary": "Builds, newest first",
+                    "summary": "Builds, newest first; filters combine",
                     "parameters": [
-                        {"name": n, "in": "query", "schema": {"type": t}}
-                        for n, t in (
-                            ("repository", "string"),
-                            ("limit", "integer"),
-                            ("offset", "integer"),
-                        )
+                        {"name": "repository", "in": "query", "schema": {"type": "string"}},
+                        {"name": "status", "in": "query", "schema": BUILD_STATUS},
+                        {
+                            "name": "ref",
+                            "in": "query",
+                            "description": "refs/heads/main or main, refs/tags/v1 or v1",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
                     ],
                     "responses": {
                         "200": _json(
@@ -133,7 +146,8 @@ def spec() -> dict[str, Any]:
                                 },
                             },
                             "a page",
-                        )
+                        ),
+                        "400": _json(ERROR, "an unknown status"),
                     },
                 }
             },

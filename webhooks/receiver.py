@@ -23,9 +23,12 @@ from builder.plan import BuildPlan
 from builder.rules import decide
 from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.queue import BuildQueue
+from runners.servicelog import get_logger
 from webhooks.body import read_limited
 from webhooks.errors import DeliveryRejected, MalformedPayload, UnknownRepository
 from webhooks.forges.base import ForgeDriver
+
+log = get_logger(__name__)
 
 
 class WebhookReceiver:
@@ -56,6 +59,17 @@ class WebhookReceiver:
         note.status = response.status_code
         if not note.logged:
             await run_in_threadpool(self._log, note)
+        log.info(
+            "delivery",
+            forge=forge,
+            forge_event=note.event,
+            delivery_id=note.delivery_id,
+            repository=note.repository,
+            status=note.status,
+            outcome=note.outcome,
+            reason=note.reason,
+            builds=note.builds,
+        )
         return response
 
     def _log(self, note: DeliveryRecord) -> None:

@@ -1,0 +1,87 @@
+"""The service's own logs: readable text by default, JSON lines on request.
+
+Ours go through structlog; uvicorn's and RQ's through the standard library. Both end in
+one handler on the root logger, rendered by the same processor chain, so a JSON run prints
+nothing but JSON. A build's job binds `build_id` to the context, and RQ's own lines about a
+job get it from the job's description, so every line about a build names it.
+(A build's *log*, the lines a user follows, is separate: it lives in Redis.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+FORMATS = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error")
+FORMAT_ENV = "HOOKBUILD_LOG_FORMAT"
+LEVEL_ENV = "HOOKBUILD_LOG_LEVEL"
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger; `Any` because structlog's bound loggers are dynamically typed."""
+    return structlog.get_logger(name)
+
+
+@contextlib.contextmanager
+def about_build(build_id: str) -> Iterator[None]:
+    """Every line logged inside names this build."""
+    with structlog.contextvars.bound_contextvars(build_id=build_id):
+        yield
+
+
+# RQ's lines name a job by its description, which starts "build <id> of" (the queue sets
+# it), or by its id ("(<id>)", "job <id>"); either way the id is the build's.
+_RQ_BUILD_ID = re.compile(r"\b(?:build|job) ([0-9a-f]{16,20})\b|\(([0-9a-f]{16,20})\)")
+
+
+def _rq_build_id(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    if "build_id" in event or not str(event.get("logger", "")).startswith("rq."):
+        return event
+    found = _RQ_BUILD_ID.search(str(event.get("event", "")))
+    if found:
+        event["build_id"] = found.group(1) or found.group(2)
+    return event
+
+
+def configure(log_format: str = "text", level: str = "info", stream: IO[str] | None = None) -> None:
+    """Route every log line of this process through structlog, as text or JSON lines."""
+    if log_format not in FORMATS:
+        known = ", ".join(FORMATS)
+        raise ValueError(f"unknown log format {log_format!r}: use one of {known}")
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        _rq_build_id,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    rendering: list[Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if log_format == "json"
+        else [structlog.dev.ConsoleRenderer(colors=False)]
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # RQ adds its own coloured handlers only where none is in effect; ours is, at the root.
+    logging.getLogger("rq.worker").propagate = True
