@@ -97,20 +97,23 @@ def _connect(config: Config, override: str | None) -> Redis:
     type=click.Choice(servicelog.LEVELS),
     envvar=servicelog.LEVEL_ENV,
     show_envvar=True,
-    default="info",
-    show_default=True,
+    default=None,
+    help="Default: info for up, serve and worker; warning for the one-shot commands.",
 )
-def main(log_format: str, log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_format: str, log_level: str | None) -> None:
     """hookbuild: build container images from forge webhooks.
 
     A push on the forge sends a webhook; hookbuild verifies it, matches it against the
     rules in the config file, builds the pushed commit with Docker and pushes the image
     under every tag the rules give.
     """
+    if log_level is None:
+        # A one-shot command's output is its answer; the service's lines would be noise.
+        serving = ctx.invoked_subcommand in ("up", "serve", "worker")
+        log_level = "info" if serving else "warning"
     servicelog.configure(log_format, log_level)
-    # Workers that `up` starts inherit the environment, and so log the same way.
-    os.environ[servicelog.FORMAT_ENV] = log_format
-    os.environ[servicelog.LEVEL_ENV] = log_level
+    ctx.obj = ["--log-format", log_format, "--log-level", log_level]  # for `up`'s workers
 
 
 @main.command()
@@ -157,7 +160,8 @@ def up(config_path: str, workers: int | None) -> None:
             raise click.ClickException(str(exc)) from exc
     url = _redis_url(config, None)
     count = config.workers if workers is None else workers
-    supervisor = _WorkerSupervisor(config_path, url, count)
+    logging_options = click.get_current_context().find_root().obj or []
+    supervisor = _WorkerSupervisor(config_path, url, count, logging_options)
     supervisor.start()
     log.info("hookbuild up", workers=count, redis=url, state_dir=str(state_dir))
     try:
@@ -171,11 +175,14 @@ def up(config_path: str, workers: int | None) -> None:
 class _WorkerSupervisor:
     """Keeps N `hookbuild worker` processes running; a worker that dies is started again."""
 
-    def __init__(self, config_path: str, redis_url: str, count: int) -> None:
+    def __init__(
+        self, config_path: str, redis_url: str, count: int, logging_options: list[str]
+    ) -> None:
         self.command = [
             sys.executable,
             "-m",
             "runners.cli",
+            *logging_options,  # workers log as `up` does
             "worker",
             "--config",
             config_path,

@@ -39,6 +39,15 @@ def _ping_docker(environ: Mapping[str, str]) -> None:
         engine.close()
 
 
+async def _not_found(request: Request, _exc: Exception) -> Response:
+    # API clients get our JSON error shape, never Starlette's plain-text page.
+    return JSONResponse({"error": f"no such endpoint: {request.url.path}"}, 404)
+
+
+async def _not_allowed(request: Request, _exc: Exception) -> Response:
+    return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
+
+
 def create_app(
     config: Config,
     connection: Redis,
@@ -80,6 +89,7 @@ def create_app(
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Starlette(
+        exception_handlers={404: _not_found, 405: _not_allowed},
         routes=[
             Route("/", api.reads(dashboard.repositories), methods=["GET"]),
             Route("/builds", api.reads(dashboard.builds), methods=["GET"]),

@@ -52,6 +52,29 @@ BUILD = {
     },
 }
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+SHA = {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"}
+PREVIEW_REQUEST = {
+    "type": "object",
+    "required": ["repository", "ref"],
+    "properties": {
+        "repository": {"type": "string"},
+        "ref": {"type": "string", "minLength": 1, "description": "main, v1.2 or a full ref"},
+        "sha": SHA,
+        "changed": {"type": "array", "items": {"type": "string"}},
+        "message": {"type": "string"},
+    },
+}
+TRIGGER_REQUEST = {
+    "type": "object",
+    "description": "Empty: the default branch. Or a ref, or Docker Hub's source_type/name.",
+    "properties": {
+        "ref": {"type": "string", "minLength": 1},
+        "sha": SHA,
+        "source_type": {"enum": ["Branch", "Tag"]},
+        "source_name": {"type": "string", "minLength": 1},
+    },
+    "dependentRequired": {"source_type": ["source_name"], "source_name": ["source_type"]},
+}
 BUILDS_QUEUED = {
     "type": "object",
     "required": ["builds"],
@@ -61,6 +84,10 @@ BUILDS_QUEUED = {
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
 def _id(name: str = "build_id") -> dict[str, Any]:
@@ -98,6 +125,7 @@ def spec() -> dict[str, Any]:
                 "post": {
                     "summary": "Build trigger",
                     "parameters": [_id("repository"), _id("token")],
+                    "requestBody": _body(TRIGGER_REQUEST, required=False),
                     "responses": {
                         "202": _json(BUILDS_QUEUED, "builds queued"),
                         "200": {"description": "nothing to build"},
@@ -105,6 +133,8 @@ def spec() -> dict[str, Any]:
                         "401": _json(ERROR, "wrong token"),
                         "403": _json(ERROR, "triggers off"),
                         "404": _json(ERROR, "unknown repository or ref"),
+                        "413": _json(ERROR, "too large"),
+                        "502": _json(ERROR, "the repository could not be reached; try again"),
                     },
                 }
             },
@@ -230,11 +260,13 @@ def spec() -> dict[str, Any]:
             "/api/preview": {
                 "post": {
                     "summary": "What a push would build, and why",
+                    "requestBody": _body(PREVIEW_REQUEST, required=True),
                     "responses": {
                         "200": _json(
                             {"type": "object", "required": ["images", "skipped"]}, "the decision"
                         ),
                         "400": _json(ERROR, "bad request"),
+                        "404": _json(ERROR, "no such repository"),
                     },
                 }
             },
@@ -248,7 +280,10 @@ def spec() -> dict[str, Any]:
                 "get": {
                     "summary": "The ref's last build status as a badge",
                     "parameters": [_id("repository"), _id("ref")],
-                    "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {}}}},
+                    "responses": {
+                        "200": {"description": "SVG", "content": {"image/svg+xml": {}}},
+                        "404": _json(ERROR, "not a badge address"),
+                    },
                 }
             },
             "/metrics": {

@@ -72,6 +72,10 @@ async def _answer(request: Request, config: Config) -> JSONResponse:
         ):
             raise TriggerRequestError('"changed" must be a list of paths')
         message = body.get("message")
+        if config.repository_named(body["repository"]) is None:
+            return JSONResponse(
+                {"error": f"no repository {body['repository']!r} in the config"}, 404
+            )
         return JSONResponse(
             preview(
                 config,

@@ -1,0 +1,211 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium (/usr/bin/chromium,
+never a downloaded browser) against the real app, a real worker and a real Docker engine.
+
+Screenshots land in $HOOKBUILD_TEST_ARTIFACTS (default: test-artifacts/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from redis import Redis
+
+from builder.config import load_config
+from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests.conftest import GitRepo, MakeRepo, fixture_bytes
+from tests.registry import RegistryReader
+from tests.services import docker_env, live_server
+from tests.signing import forge_headers
+from tests.workers import SECRET, WorkerProcess, write_config
+from webhooks.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("HOOKBUILD_TEST_ARTIFACTS", "test-artifacts"))
+SLOW = (
+    "FROM hookbuild-test/busybox\n"
+    "RUN echo {marker} && for i in $(seq 1 40); do echo line-$i; sleep 0.1; done\n"
+    "RUN echo done > /done\n"
+)
+FAILING = "FROM hookbuild-test/busybox\nRUN echo {marker}\nRUN echo broken-step && exit 3\n"
+GREEN = "rgb(46, 160, 67)"  # --ok (#2ea043) in style.css
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@dataclass
+class Dashboard:
+    url: str
+    repo: GitRepo
+    store: BuildStore
+
+
+@pytest.fixture
+def dashboard(
+    redis: Redis,
+    redis_url: str,
+    registry: RegistryReader,
+    docker_host: str,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> Iterator[Dashboard]:
+    """The app on a real port, with one worker on the test engine."""
+    repo = make_repo("browser/web")
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [(repo.name, repo.url, "      - {branch: /.*/, tags: ['{branch}']}\n")],
+    )
+    app = create_app(load_config(path, {}), redis, docker_environ=docker_env(docker_host))
+    worker = WorkerProcess(path, redis_url, docker_host, "w-browser")
+    with live_server(app) as url:
+        try:
+            yield Dashboard(url, repo, BuildStore(redis))
+        finally:
+            worker.stop()
+
+
+def push(dashboard: Dashboard, dockerfile: str, delivery: str) -> str:
+    """A commit, pushed, and the signed delivery GitHub sends for it; returns the build id."""
+    sha = dashboard.repo.commit({"Dockerfile": dockerfile.format(marker=secrets.token_hex(8))})
+    dashboard.repo.push("main")
+    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
+    payload.update(ref="refs/heads/main", after=sha, before="0" * 40)
+    payload["repository"].update(full_name=dashboard.repo.name, default_branch="main")
+    body = json.dumps(payload).encode()
+    response = httpx.post(
+        f"{dashboard.url}/hooks/github",
+        content=body,
+        headers=forge_headers("github", "push", body, SECRET, delivery),
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    [build_id] = response.json()["builds"]
+    return str(build_id)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000, "a real picture of the page"
+    return path
+
+
+@pytest.mark.docker
+def test_a_build_streams_its_log_into_the_page_and_turns_green(
+    dashboard: Dashboard, page: Page
+) -> None:
+    url = dashboard.url
+    page.goto(f"{url}/")
+    expect(page.get_by_role("link", name="browser/web").first).to_be_visible()
+
+    build_id = push(dashboard, SLOW, "browser-1")
+    page.goto(f"{url}/builds")
+    page.locator(f'a[href="/builds/{build_id}"]').first.click()
+    expect(page).to_have_url(f"{url}/builds/{build_id}")
+    log = page.locator("#log")
+    status = page.locator("#status")
+
+    # Lines arrive while the build still runs: both read in one look at the page.
+    expect(log.get_by_text("line-5", exact=True)).to_be_visible(timeout=60_000)
+    seen = page.evaluate(
+        """() => [document.getElementById('status').textContent.trim(),
+                  document.getElementById('log').textContent.includes('line-40')]"""
+    )
+    assert seen == ["running", False], "a line shows before the build ends"
+
+    expect(status).to_have_text("succeeded", timeout=120_000)
+    expect(status).to_have_css("background-color", GREEN)
+    # Step 1/4 .. 4/4 (the fourth sets the OCI labels), highlighted as steps.
+    expect(log.locator("div.step")).to_have_count(4)
+    screenshot(page, "build-page-succeeded")
+    rows = log.locator(":scope > div").all_text_contents()
+    assert rows == dashboard.store.log_lines(build_id), "every line once, in order"
+
+    # On a phone: the page fits the screen's width (long lines wrap inside the log).
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (f"/builds/{build_id}", "/builds", "/", "/deliveries"):
+        page.goto(f"{url}{path}")
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+    page.goto(f"{url}/builds/{build_id}")
+    screenshot(page, "build-page-phone")
+
+
+@pytest.mark.docker
+def test_a_failed_build_shows_its_failing_step(dashboard: Dashboard, page: Page) -> None:
+    build_id = push(dashboard, FAILING, "browser-2")
+    page.goto(f"{dashboard.url}/builds/{build_id}")
+
+    expect(page.locator("#status")).to_have_text("failed", timeout=120_000)
+    failing = page.locator("#log div.failing-step")
+    expect(failing).to_have_count(1)
+    expect(failing).to_contain_text(re.compile(r"^Step 3/\d+ : RUN echo broken-step && exit 3$"))
+    expect(page.locator("#log div.error").last).to_contain_text("non-zero code: 3")
+    screenshot(page, "build-page-failed")
+
+    # A visit after the end renders the same highlight from the stored log.
+    page.reload()
+    expect(page.locator("#log div.failing-step")).to_contain_text("broken-step")
+    expect(page.get_by_text("non-zero code: 3").first).to_be_visible()
+
+
+def test_a_ten_thousand_line_log_streams_in_whole_and_in_order(
+    redis: Redis, page: Page, tmp_path: Path
+) -> None:
+    """A very chatty build: 10,000 lines written while the page follows them."""
+    store = BuildStore(redis)
+    store.add(
+        BuildRecord(
+            id="chatty",
+            forge="github",
+            repository="browser/web",
+            ref="refs/heads/main",
+            sha="c" * 40,
+            image="r/web",
+            tags=("main",),
+        )
+    )
+    store.start("chatty", "worker-x")
+    store.append_log("chatty", [f"early-{i}" for i in range(100)])
+    config = tmp_path / "builds.yml"
+    config.write_text(
+        f"state_dir: {tmp_path}\nrepositories:\n  - {{name: browser/web, forge: github, "
+        "secret: s, image: r/web, rules: [{branch: main}]}\n"
+    )
+    with live_server(create_app(load_config(config, {}), redis, docker_environ={})) as url:
+        page.goto(f"{url}/builds/chatty")
+        expect(page.locator("#log").get_by_text("early-99", exact=True)).to_be_attached()
+        for start in range(0, 10_000, 500):
+            store.append_log("chatty", [f"line-{i}" for i in range(start, start + 500)])
+            time.sleep(0.02)
+        store.finish("chatty", BuildStatus.SUCCEEDED)
+
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        rows = page.locator("#log > div").all_text_contents()
+    assert rows == store.log_lines("chatty") and len(rows) == 10_100
