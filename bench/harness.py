@@ -95,14 +95,25 @@ class Bench:
         )
         return path
 
-    def serve(self, config: Path) -> str:
+    def serve(self, config: Path, processes: int = 1) -> str:
         """`hookbuild serve`; returns its base URL."""
         listen = next(
             line.split("listen: ")[1].rstrip("}")
             for line in config.read_text().splitlines()
             if "listen:" in line
         )
-        self._spawn(["serve", "--config", str(config), "--redis-url", self.redis_url], {})
+        self._spawn(
+            [
+                "serve",
+                "--config",
+                str(config),
+                "--redis-url",
+                self.redis_url,
+                "--processes",
+                str(processes),
+            ],
+            {},
+        )
         port = int(listen.rsplit(":", 1)[1])
         services.wait_until(lambda: services.port_open(port), 30, "hookbuild serve")
         return f"http://{listen}"
@@ -235,7 +246,9 @@ def plain_script(
     return time.monotonic() - started
 
 
-def intake(base: str, repository: str, count: int, concurrency: int = 32) -> dict[str, float]:
+def intake(
+    base: str, repository: str, count: int, concurrency: int = 32, prefix: str = "load"
+) -> dict[str, float]:
     """Send `count` signed tag pushes (each a new tag, so each queues a build) over
     `concurrency` connections. Returns rate, latency percentiles and the acknowledged build
     ids, for the caller to check each has its record."""
@@ -244,10 +257,10 @@ def intake(base: str, repository: str, count: int, concurrency: int = 32) -> dic
     bodies = []
     for i in range(count):
         body = push_body(
-            repository, f"refs/tags/load-{i}", f"{i + 1:040x}"
+            repository, f"refs/tags/{prefix}-{i}", f"{i + 1:040x}"
         )  # 0 would be a deletion
         bodies.append(
-            (body, forge_headers("github", "push", body, SECRET, f"load-{i}-{time.time_ns()}"))
+            (body, forge_headers("github", "push", body, SECRET, f"{prefix}-{i}-{time.time_ns()}"))
         )
     latencies: list[float] = []
     acknowledged: list[str] = []

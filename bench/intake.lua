@@ -12,6 +12,7 @@ end
 
 function init(args)
   id = wrk.thread:get("id")
+  prefix = os.getenv("HOOKBUILD_DELIVERY_PREFIX") or "wrk"
   counter = 0
   accepted = 0
   wrk.method = "POST"
@@ -23,7 +24,7 @@ end
 
 function request()
   counter = counter + 1
-  wrk.headers["X-GitHub-Delivery"] = string.format("wrk-%d-%d", id, counter)
+  wrk.headers["X-GitHub-Delivery"] = string.format("%s-%d-%d", prefix, id, counter)
   return wrk.format()
 end
 

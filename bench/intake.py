@@ -53,13 +53,13 @@ def read_load(base: str, count: int, concurrency: int = 32) -> dict[str, float]:
 
 
 def wrk_intake(
-    base: str, repository: str, root: Path, seconds: int = 10
+    base: str, repository: str, root: Path, seconds: int = 10, tag: str = "wrk"
 ) -> dict[str, float] | None:
     """The same load from wrk (a C load generator: `apt-get install wrk`), which leaves the
     server more of the two cores than the Python client does. None when wrk is missing."""
     if shutil.which("wrk") is None:
         return None
-    body = push_body(repository, "refs/tags/wrk", "f" * 40)
+    body = push_body(repository, f"refs/tags/{tag}", "f" * 40)
     (root / "wrk-body.json").write_bytes(body)
     signature = forge_headers("github", "push", body, SECRET, "x")["X-Hub-Signature-256"]
     done = subprocess.run(
@@ -77,6 +77,7 @@ def wrk_intake(
             **os.environ,
             "HOOKBUILD_BODY_FILE": str(root / "wrk-body.json"),
             "HOOKBUILD_SIGNATURE": signature,
+            "HOOKBUILD_DELIVERY_PREFIX": tag,
         },
         capture_output=True,
         text=True,
@@ -106,6 +107,22 @@ def main() -> None:
         missing = sum(1 for build_id in acknowledged if store.get(build_id) is None)  # type: ignore[union-attr]
         before = connection.zcard("hookbuild:builds")
         with_wrk = wrk_intake(base, repo.name, b.root)
+        recorded = connection.zcard("hookbuild:builds") - before
+        # The same, served by two processes sharing the port (server.processes: 2).
+        config2 = b.config([(repo, "      - {tag: /.*/, tags: ['{tag}']}\n")])
+        base2 = b.serve(config2, processes=2)
+        time.sleep(3)  # both processes up
+        two = intake(base2, repo.name, COUNT, prefix="two")
+        two_missing = sum(1 for i in two.pop("acknowledged") if store.get(i) is None)  # type: ignore[union-attr]
+        before2 = connection.zcard("hookbuild:builds")
+        with_wrk2 = wrk_intake(base2, repo.name, b.root, tag="wrk2")
+        recorded2 = connection.zcard("hookbuild:builds") - before2
+        server_pids = [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-P", str(b.processes[-1].pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
         worker.send_signal(18)  # SIGCONT
         print(
             f"benchmark 5: intake, {COUNT} signed deliveries over 32 connections (client on the same 2 cores)"
@@ -125,14 +142,28 @@ def main() -> None:
         )  # type: ignore[arg-type]
         if with_wrk is not None:
             acked = with_wrk["accepted"]
-            recorded = connection.zcard("hookbuild:builds") - before
             print(
                 f"{'/hooks/github, wrk client':<28}{with_wrk['rate']:>12.0f}{with_wrk['p50_ms']:>10.1f}{with_wrk['p99_ms']:>10.1f}"
                 f"   acknowledged {acked:.0f}, recorded {recorded}, non-2xx {with_wrk['non2xx']:.0f}"
             )
+        print("served by 2 processes (server.processes: 2):")
+        print(
+            f"{'/hooks/github (queued)':<28}{two['rate']:>12.0f}{two['p50_ms']:>10.1f}{two['p99_ms']:>10.1f}"
+            f"   without a record: {two_missing}, failed: {two['failures']:.0f}"
+        )
+        if with_wrk2 is not None:
+            print(
+                f"{'/hooks/github, wrk client':<28}{with_wrk2['rate']:>12.0f}{with_wrk2['p50_ms']:>10.1f}{with_wrk2['p99_ms']:>10.1f}"
+                f"   acknowledged {with_wrk2['accepted']:.0f}, recorded {recorded2}, non-2xx {with_wrk2['non2xx']:.0f}"
+            )
         print("benchmark 6: resident memory (target <= 100 MB each)")
         print(
             f"server after the load: {rss_mb(server.pid):.1f} MB; idle worker: {idle_worker_mb:.1f} MB"
+        )
+        print(
+            "2 serving processes after the load: "
+            + ", ".join(f"{rss_mb(pid):.1f} MB" for pid in server_pids)
+            + f" (their supervisor {rss_mb(b.processes[-1].pid):.1f} MB)"
         )
 
 

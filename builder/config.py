@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,8 @@ class ServerConfig(StrictModel):
     token: str | None = Field(default=None, min_length=16)
     # Reads (builds, logs, events) open to all, or only with the token.
     public: bool = True
+    # Serving processes sharing the port: more webhooks a second, ~75 MB each.
+    processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("listen")
     @classmethod
@@ -128,9 +131,10 @@ class RepositoryConfig(StrictModel):
             raise ValueError("give `image` with `rules`, or `images` (each with its rules)")
         return self
 
-    @property
+    @cached_property
     def all_images(self) -> list[ImageConfig]:
-        """Every image, with the repository's settings filled in where an image has none."""
+        """Every image, with the repository's settings filled in where an image has none.
+        Made once: the receiver decides on every delivery (bench/intake.py)."""
         if self.images is None:
             assert self.image is not None and self.rules is not None  # checked above
             return [

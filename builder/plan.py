@@ -7,7 +7,7 @@ looks up clone and registry credentials in its own config by repository and imag
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -49,7 +49,9 @@ class BuildPlan:
         return self.tag_kinds.get(tag, "moving")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow on purpose: every field is plain data, and `asdict`'s deep copy was a
+        # measurable share of a webhook's cost (bench/intake.py).
+        data = {name: getattr(self, name) for name in _FIELDS}
         for name in _TUPLES:
             data[name] = list(getattr(self, name))
         for name in _MAPPINGS:
@@ -69,3 +71,4 @@ class BuildPlan:
 
 _TUPLES = ("tags", "notes", "overwrite", "paths", "ignore_paths")
 _MAPPINGS = ("build_args", "labels", "tag_kinds")
+_FIELDS = tuple(f.name for f in fields(BuildPlan))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -42,6 +40,12 @@ redis_option = click.option(
     help="Redis to use instead of the config's redis.url (or the private one of `hookbuild up`).",
 )
 
+processes_option = click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Serving processes sharing the port (default: the config's server.processes).",
+)
 server_option = click.option(
     "--server",
     envvar="HOOKBUILD_SERVER",
@@ -141,7 +145,8 @@ def check(config_file: str) -> None:
     default=None,
     help="Build workers (default: the config's `workers`).",
 )
-def up(config_path: str, workers: int | None) -> None:
+@processes_option
+def up(config_path: str, workers: int | None, processes: int | None) -> None:
     """Run the webhook server and the build workers in one process tree.
 
     With no redis.url in the config, a private redis-server runs in the state directory,
@@ -164,8 +169,10 @@ def up(config_path: str, workers: int | None) -> None:
     supervisor = _WorkerSupervisor(config_path, url, count, logging_options)
     supervisor.start()
     log.info("hookbuild up", workers=count, redis=url, state_dir=str(state_dir))
+    from runners.server import serve as run_server
+
     try:
-        _serve(config, Redis.from_url(url))
+        run_server(config_path, config, url, processes or config.server.processes)
     finally:
         supervisor.stop()
         if private is not None:
@@ -218,44 +225,18 @@ class _WorkerSupervisor:
                 process.kill()
 
 
-def _serve(config: Config, connection: Redis) -> None:
-    """Serve the app until SIGINT or SIGTERM, then return (so callers can clean up)."""
-    import uvicorn
-
-    from webhooks.app import create_app
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            # uvicorn re-raises a captured signal once it has shut down, which would end
-            # `hookbuild up` before it stops its workers and its Redis. Here a signal means
-            # "shut down and return".
-            handled = (signal.SIGINT, signal.SIGTERM)
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    Server(
-        uvicorn.Config(
-            create_app(config, connection),
-            host=config.server.host,
-            port=config.server.port,
-            log_config=None,  # uvicorn's lines go through our handler (servicelog)
-            access_log=False,
-        )
-    ).run()
-
-
 @main.command()
 @config_option
 @redis_option
-def serve(config_path: str, redis_url: str | None) -> None:
-    """Run the webhook receiver and the API alone, without build workers."""
+@processes_option
+def serve(config_path: str, redis_url: str | None, processes: int | None) -> None:
+    """Run the webhook receiver, the API and the dashboard alone, without build workers."""
+    from runners.server import serve as run_server
+
     config = _load(config_path)
-    _serve(config, _connect(config, redis_url))
+    _connect(config, redis_url)  # fail now, clearly, if Redis is not there
+    url = _redis_url(config, redis_url)
+    run_server(config_path, config, url, processes or config.server.processes)
 
 
 @main.command()

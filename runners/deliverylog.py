@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from redis import Redis
@@ -34,9 +34,13 @@ class DeliveryRecord:
     logged: bool = False  # already written (with its builds, in their transaction)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["logged"]
+        # Shallow (`asdict` copies deeply): written for every delivery.
+        data = {name: getattr(self, name) for name in _DELIVERY_FIELDS}
+        data["builds"] = list(self.builds)
         return data
+
+
+_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRecord) if f.name != "logged")
 
 
 def with_build_outcomes(events: list[dict[str, Any]], store: BuildStore) -> list[dict[str, Any]]:
@@ -78,8 +82,8 @@ class DeliveryLog:
             list[tuple[bytes, dict[bytes, bytes]]], self.connection.xrevrange(self.key, count=limit)
         )
         records = []
-        for entry_id, fields in entries:
-            data = json.loads(text(fields[b"record"]))
+        for entry_id, entry in entries:
+            data = json.loads(text(entry[b"record"]))
             data["id"] = text(entry_id)
             records.append(data)
         return records

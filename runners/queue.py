@@ -5,17 +5,21 @@ at once (its "slots"); the rest wait in that repository's own list and are promo
 builds finish. One busy repository therefore never starves the others, and RQ stays the
 only distribution layer: workers simply take what the queue holds.
 
-A delivery's build records, jobs (or waiting-list entries) and dedup entry are written in
-one Redis transaction: accepted whole or not at all.
+A delivery's build records, jobs (or waiting-list entries), dedup entry and delivery-log
+line are written by one Lua script (runners/intake.py): accepted whole or not at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
+from redis.commands.core import AsyncScript
 from rq import Queue
 from rq.callbacks import Callback
 from rq.exceptions import NoSuchJobError
@@ -23,8 +27,9 @@ from rq.job import Job
 
 from builder.config import Config
 from builder.plan import BuildPlan
-from runners.deliveries import DeliveryLedger
+from runners.deliveries import DELIVERY_TTL_SECONDS, DeliveryLedger
 from runners.deliverylog import DeliveryLog, DeliveryRecord
+from runners.intake import INTAKE_SCRIPT, BuildSlot, IntakeCall, IntakeReply
 from runners.records import (
     DEFAULT_RETENTION_SECONDS,
     BuildRecord,
@@ -49,14 +54,6 @@ DEFAULT_MAX_RUNNING = 2
 BURST_SECONDS = 10.0
 SETTLE_SECONDS = 1.0
 
-# Take a slot for a build if the repository has one free. KEYS: slots; ARGV: id, cap.
-_RESERVE = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('SADD', KEYS[1], ARGV[1]); return 1
-end
-return 0
-"""
 # Move the first waiting build into a free slot. KEYS: slots, waiting; ARGV: cap.
 _PROMOTE = """
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return false end
@@ -65,6 +62,12 @@ if not id then return false end
 redis.call('SADD', KEYS[1], id)
 return id
 """
+
+
+@dataclass(frozen=True)
+class Submitted:
+    builds: list[str]
+    duplicate: bool  # a redelivery: `builds` are the first delivery's
 
 
 class BuildQueue:
@@ -81,7 +84,7 @@ class BuildQueue:
         self.ledger = DeliveryLedger(connection)
         self.deliveries = DeliveryLog(connection)
         self.max_running = max_running
-        self._reserve = connection.register_script(_RESERVE)
+        self._intake = connection.register_script(INTAKE_SCRIPT)
         self._promote = connection.register_script(_PROMOTE)
 
     @classmethod
@@ -101,57 +104,100 @@ class BuildQueue:
     def _head(self, plan: BuildPlan) -> str:
         return f"{self.store.prefix}:head:{plan.repository}:{plan.image}:{plan.ref}"
 
-    def submit(
+    def submit(self, plans: Sequence[BuildPlan]) -> list[str]:
+        """Queue every plan (no delivery: a trigger, a rebuild, the CLI)."""
+        call, records = self.prepare(plans, None, None)
+        reply = IntakeReply.parse(self._intake(args=call))
+        return self.conclude(records, reply, None).builds
+
+    def submit_delivery(
+        self, plans: Sequence[BuildPlan], forge: str, delivery_id: str | None, note: DeliveryRecord
+    ) -> Submitted:
+        """Queue a delivery's plans, once per delivery id, with its line in the delivery log."""
+        call, records = self.prepare(plans, (forge, delivery_id) if delivery_id else None, note)
+        reply = IntakeReply.parse(self._intake(args=call))
+        return self.conclude(records, reply, note)
+
+    async def submit_delivery_async(
+        self,
+        script: AsyncScript,
+        plans: Sequence[BuildPlan],
+        forge: str,
+        delivery_id: str | None,
+        note: DeliveryRecord,
+    ) -> Submitted:
+        """`submit_delivery` for an event loop: `script` is the intake script registered on
+        an asyncio client (runners/aredis.py). A supersede's cancels run in a thread."""
+        call, records = self.prepare(plans, (forge, delivery_id) if delivery_id else None, note)
+        reply = IntakeReply.parse(await script(args=call))
+        if reply.superseded:
+            return await asyncio.to_thread(self.conclude, records, reply, note)
+        return self.conclude(records, reply, note)
+
+    def prepare(
         self,
         plans: Sequence[BuildPlan],
-        delivery: tuple[str, str] | None = None,
-        note: DeliveryRecord | None = None,
-    ) -> list[str]:
-        """Queue every plan; record the delivery `(forge, id)` as done, and its `note` in
-        the delivery log, in the same transaction. A newer push supersedes the older builds
-        of the same image and branch."""
+        delivery: tuple[str, str] | None,
+        note: DeliveryRecord | None,
+    ) -> tuple[list[Any], list[BuildRecord]]:
+        """The intake script's arguments (runners/intake.py), and the records they write.
+        Pure: nothing is sent to Redis here."""
         records = [self._record(plan) for plan in plans]
-        bursting = {r.id for r, p in zip(records, plans, strict=True) if self._in_burst(p, r)}
-        ready = {
-            r.id: bool(self._reserve([self._slots(r.repository)], [r.id, self.max_running]))
-            for r in records
-        }
-        try:
-            with self.connection.pipeline() as pipe:
-                # Explicit MULTI first: RQ's enqueue calls multi() itself on a pipeline
-                # that is not yet in one, which fails once our own commands are buffered.
-                pipe.multi()
-                for record, plan in zip(records, plans, strict=True):
-                    self.store.add(record, pipeline=pipe)
-                    if record.id in bursting:
-                        pipe.set(self.settle_key(record.id), SETTLE_SECONDS, ex=3600)
-                    if ready[record.id]:
-                        self._enqueue(record.id, plan, pipe)
-                    else:
-                        pipe.rpush(self._waiting(record.repository), record.id)
-                ids = [record.id for record in records]
-                if delivery is not None:
-                    self.ledger.record(delivery[0], delivery[1], ids, pipe)
-                if note is not None:
-                    note.builds, note.outcome, note.status = ids, "built", 202
-                    self.deliveries.add(note, pipeline=pipe)
-                pipe.execute()
-        except Exception:
-            for record in records:
-                self.connection.srem(self._slots(record.repository), record.id)
-            raise
-        for record in records:
-            log.info(
+        ids = [record.id for record in records]
+        delivery_key = self.ledger.key(*delivery) if delivery else ""
+        call = IntakeCall(delivery_key, DELIVERY_TTL_SECONDS, ids)
+        common = self.connection.pipeline(transaction=False)
+        for record, plan in zip(records, plans, strict=True):
+            self.store.add(record, pipeline=common)
+            if_ready = self.connection.pipeline(transaction=False)
+            self._enqueue(record.id, plan, if_ready)
+            if_waiting = self.connection.pipeline(transaction=False)
+            if_waiting.rpush(self._waiting(record.repository), record.id)
+            call.slots.append(
+                BuildSlot(
+                    build_id=record.id,
+                    slots_key=self._slots(record.repository),
+                    cap=self.max_running,
+                    head_key=self._head(plan) if plan.cancel_superseded else "",
+                    record_prefix=f"{self.store.prefix}:build:",
+                    created_at=record.created_at,
+                    burst_seconds=BURST_SECONDS,
+                    settle_key=self.settle_key(record.id),
+                    settle_seconds=SETTLE_SECONDS,
+                    if_ready=if_ready,
+                    if_waiting=if_waiting,
+                )
+            )
+        if note is not None:
+            note.builds, note.outcome = ids, "built" if ids else "skipped"
+            note.status = 202 if ids else 200
+            self.deliveries.add(note, pipeline=common)
+        return call.args(common), records
+
+    def conclude(
+        self, records: list[BuildRecord], reply: IntakeReply, note: DeliveryRecord | None
+    ) -> Submitted:
+        """After the script: cancel what the new builds superseded; say what happened."""
+        if reply.duplicate_of is not None:
+            if note is not None:
+                note.logged = False  # this delivery's own line: a duplicate, written apart
+                note.outcome, note.builds = "duplicate", reply.duplicate_of
+                note.reason = "this delivery id was received before"
+            return Submitted(reply.duplicate_of, duplicate=True)
+        for record, ready in zip(records, reply.ready, strict=True):
+            # A delivery's own line names its builds; this one is for the other ways in.
+            (log.debug if note is not None else log.info)(
                 "build queued",
                 build_id=record.id,
                 repository=record.repository,
                 ref=record.ref,
                 sha=record.sha,
                 image=record.image,
-                waiting=not ready[record.id],
+                waiting=not ready,
             )
-        self._supersede(records, plans)
-        return ids
+        for older, newer in reply.superseded:
+            self.cancel(older, f"superseded by {newer}")
+        return Submitted([record.id for record in records], duplicate=False)
 
     @staticmethod
     def _record(plan: BuildPlan) -> BuildRecord:
@@ -169,7 +215,7 @@ class BuildQueue:
             plan=plan.to_dict(),
         )
 
-    def _enqueue(self, build_id: str, plan: BuildPlan, pipeline: object | None = None) -> None:
+    def _enqueue(self, build_id: str, plan: BuildPlan, pipeline: Pipeline | None = None) -> None:
         self.queue.enqueue_call(
             "runners.jobs.execute_build",
             args=(build_id, plan.to_dict()),
@@ -180,30 +226,11 @@ class BuildQueue:
             # The build id leads, so RQ's own log lines about the job name it (servicelog).
             description=f"build {build_id} of {plan.repository} {plan.ref} {plan.sha[:7]}",
             on_failure=Callback("runners.jobs.on_job_failure"),
-            pipeline=pipeline,  # type: ignore[arg-type]
+            pipeline=pipeline,
         )
 
     def settle_key(self, build_id: str) -> str:
         return f"{self.store.prefix}:build:{build_id}:settle"
-
-    def _in_burst(self, plan: BuildPlan, record: BuildRecord) -> bool:
-        if not plan.cancel_superseded:
-            return False
-        previous = self.connection.get(self._head(plan))
-        if previous is None:
-            return False
-        earlier = self.store.get(text(previous))
-        if earlier is None or earlier.status.finished:
-            return False
-        return record.created_at - earlier.created_at < BURST_SECONDS
-
-    def _supersede(self, records: Sequence[BuildRecord], plans: Sequence[BuildPlan]) -> None:
-        for record, plan in zip(records, plans, strict=True):
-            if not plan.cancel_superseded:
-                continue
-            previous = self.connection.getset(self._head(plan), record.id)
-            if previous is not None and text(previous) != record.id:
-                self.cancel(text(previous), f"superseded by {record.id}")
 
     def release(self, build_id: str, repository: str) -> None:
         """A build left its slot (finished, cancelled, lost): start the next one waiting."""

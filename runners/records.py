@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, cast
 
@@ -83,8 +83,12 @@ class BuildRecord:
         end = self.finished_at if self.finished_at is not None else time.time()
         return round(end - self.started_at, 3)
 
+    def _fields(self) -> dict[str, Any]:
+        # Shallow, unlike `asdict` (a deep copy of the plan for every record written).
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._fields()
         data["status"] = self.status.value
         data["tags"] = list(self.tags)
         data["digests"] = dict(self.digests)
@@ -94,8 +98,9 @@ class BuildRecord:
         return data
 
     def _to_hash(self) -> dict[str, str]:
-        data = asdict(self)
+        data = self._fields()
         data["status"] = self.status.value
+        data["digests"] = dict(self.digests)
         return {key: json.dumps(value) for key, value in data.items()}
 
     @classmethod
@@ -107,6 +112,7 @@ class BuildRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+_RECORD_FIELDS = tuple(f.name for f in fields(BuildRecord))
 DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
 # A status filter on top of a ref filter reads the ref's index this far at most: a ref's
 # builds are few, and a page that comes up short says so rather than scanning on.

@@ -233,6 +233,6 @@ def test_service_logs_are_json_lines_naming_the_build(
     # The server's side: the delivery and the build it queued.
     server_lines = [json.loads(line) for line in running.server_log.splitlines()]
     server_lines = [e for e in server_lines if e["logger"] != "httpx2"]  # the test's client
-    assert [e["event"] for e in server_lines] == ["build queued", "delivery"]
-    assert server_lines[0]["build_id"] == build_id and server_lines[1]["builds"] == [build_id]
-    assert server_lines[1]["outcome"] == "built" and server_lines[1]["status"] == 202
+    assert [e["event"] for e in server_lines] == ["delivery"]
+    assert server_lines[0]["builds"] == [build_id] and server_lines[0]["repository"]
+    assert server_lines[0]["outcome"] == "built" and server_lines[0]["status"] == 202

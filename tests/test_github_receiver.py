@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from builder.config import parse_config
+from runners.deliverylog import DeliveryLog
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStore
 from tests.conftest import fixture_bytes, github_signature
@@ -19,8 +21,21 @@ from webhooks.app import create_app
 SECRET = "github-secret"
 
 
-@pytest.fixture
-def client(redis: Redis, tmp_path: Path) -> TestClient:
+# Each test runs twice: on the app as `hookbuild serve` runs it (its lifespan started, so
+# deliveries are written by the asyncio intake) and on a bare app (written from threads).
+PATHS = pytest.mark.parametrize("intake", ["asyncio", "threads"])
+
+
+def started(app: Starlette, intake: str) -> Iterator[TestClient]:
+    if intake == "threads":
+        yield TestClient(app)
+        return
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(params=["asyncio", "threads"])
+def client(redis: Redis, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
     config = parse_config(
         f"""
 state_dir: {tmp_path}
@@ -43,7 +58,7 @@ repositories:
 """,
         {},
     )
-    return TestClient(create_app(config, redis))
+    yield from started(create_app(config, redis), request.param)
 
 
 def deliver(
@@ -183,7 +198,8 @@ def test_pull_request_is_ignored_with_the_reason(client: TestClient) -> None:
     assert status == 200 and answer["ignored"] == "pull_request events do not build; only push does"
 
 
-def test_redis_down_is_503_so_the_forge_can_redeliver(tmp_path: Path) -> None:
+@PATHS
+def test_redis_down_is_503_so_the_forge_can_redeliver(tmp_path: Path, intake: str) -> None:
     from tests.services import free_port
 
     config = parse_config(
@@ -192,11 +208,43 @@ def test_redis_down_is_503_so_the_forge_can_redeliver(tmp_path: Path) -> None:
         {},
     )
     dead = Redis(port=free_port(), socket_connect_timeout=0.5)
-    client = TestClient(create_app(config, dead))
-    status, answer = deliver(client, fixture_bytes("github/push-branch-goscm.json"))
-    assert status == 503 and "redeliver" in answer["error"]
+    for client in started(create_app(config, dead), intake):
+        status, answer = deliver(client, fixture_bytes("github/push-branch-goscm.json"))
+        assert status == 503 and "redeliver" in answer["error"]
 
 
 def test_unknown_forge_is_404(client: TestClient) -> None:
     response = client.post("/hooks/gitbucket", content=b"{}")
     assert response.status_code == 404 and "unknown forge" in response.json()["error"]
+
+
+def test_a_redelivery_builds_nothing_again_and_says_which_builds_it_made(
+    client: TestClient, redis: Redis
+) -> None:
+    body = fixture_bytes("github/push-branch-goscm.json")
+    first_status, first = deliver(client, body, delivery="same-id")
+    again_status, again = deliver(client, body, delivery="same-id")
+
+    assert first_status == 202 and again_status == 200
+    assert again == {"builds": first["builds"], "duplicate": True}
+    assert [r.id for r in BuildStore(redis).recent()] == first["builds"] and queued(redis) == 1
+    outcomes = [e["outcome"] for e in DeliveryLog(redis).recent()]
+    assert outcomes == ["duplicate", "built"]
+
+
+def test_a_newer_push_supersedes_the_queued_build_of_its_branch(
+    client: TestClient, redis: Redis
+) -> None:
+    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
+    _, older = deliver(client, json.dumps(payload).encode(), delivery="p-1")
+    payload["after"] = "a" * 40
+    _, newer = deliver(client, json.dumps(payload).encode(), delivery="p-2")
+
+    store = BuildStore(redis)
+    [older_id], [newer_id] = older["builds"], newer["builds"]
+    old, new = store.get(older_id), store.get(newer_id)
+    assert old is not None and old.status.value == "cancelled"
+    assert old.error == f"superseded by {newer_id}"
+    assert new is not None and new.status.value == "queued"
+    # The newer push came within the burst window: it waits a moment for more.
+    assert redis.exists(f"hookbuild:build:{newer_id}:settle")

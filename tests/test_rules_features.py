@@ -249,9 +249,9 @@ def test_preview_api_answers_the_same_json(redis: Redis) -> None:
     )
     assert response.status_code == 200
     assert [i["tags"] for i in response.json()["images"]] == [["latest"], []]
-    assert (
-        client.post("/api/preview", json={"repository": "nope", "ref": "main"}).status_code == 400
-    )
+    unknown = client.post("/api/preview", json={"repository": "nope", "ref": "main"})
+    assert unknown.status_code == 404 and "no repository 'nope'" in unknown.json()["error"]
+    assert client.post("/api/preview", json={"repository": "acme/mono"}).status_code == 400
 
 
 def test_every_delivery_is_recorded_with_its_outcome(redis: Redis) -> None:

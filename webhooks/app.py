@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from redis import Redis
@@ -19,7 +20,9 @@ from starlette.staticfiles import StaticFiles
 from builder.config import Config
 from builder.engine import DockerEngine
 from builder.errors import HookbuildError
+from runners.aredis import async_twin
 from runners.deliverylog import DeliveryLog
+from runners.intake import INTAKE_SCRIPT
 from runners.queue import BuildQueue
 from webhooks import openapi
 from webhooks.api import BuildsApi
@@ -88,7 +91,20 @@ def create_app(
         body = await run_in_threadpool(render_metrics, connection)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # The asyncio client belongs to the server's event loop, so it is made here. An app
+        # run without its lifespan (a bare TestClient) writes deliveries from threads.
+        aconnection = async_twin(connection)
+        receiver.intake = aconnection.register_script(INTAKE_SCRIPT)
+        try:
+            yield
+        finally:
+            receiver.intake = None
+            await aconnection.aclose()
+
     return Starlette(
+        lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed},
         routes=[
             Route("/", api.reads(dashboard.repositories), methods=["GET"]),

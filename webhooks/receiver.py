@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from builder.config import Config
 from builder.plan import BuildPlan
 from builder.rules import decide
 from runners.deliverylog import DeliveryLog, DeliveryRecord
-from runners.queue import BuildQueue
+from runners.queue import BuildQueue, Submitted
 from runners.servicelog import get_logger
 from webhooks.body import read_limited
 from webhooks.errors import DeliveryRejected, MalformedPayload, UnknownRepository
@@ -38,11 +39,15 @@ class WebhookReceiver:
         queue: BuildQueue,
         drivers: Mapping[str, ForgeDriver],
         deliveries: DeliveryLog,
+        intake: AsyncScript | None = None,
     ) -> None:
+        """`intake`: the intake script on an asyncio client, so a delivery is written
+        without a thread; without it, deliveries are written from Starlette's thread pool."""
         self.config = config
         self.queue = queue
         self.drivers = drivers
         self.deliveries = deliveries
+        self.intake = intake
 
     async def handle(self, request: Request) -> JSONResponse:
         forge = request.path_params["forge"]
@@ -119,9 +124,19 @@ class WebhookReceiver:
             note.outcome, note.reason = "skipped", "; ".join(skipped) or "nothing to build"
             return JSONResponse({"builds": [], "skipped": note.reason})
         tags_once = bool(getattr(driver, "tags_once", False))
-        return await run_in_threadpool(
-            self._enqueue, forge, note.delivery_id, plans, skipped, tags_once, note
-        )
+        if tags_once or self.intake is None:
+            return await run_in_threadpool(
+                self._enqueue, forge, note.delivery_id, plans, skipped, tags_once, note
+            )
+        if skipped:
+            note.reason = "; ".join(skipped)
+        try:
+            submitted = await self.queue.submit_delivery_async(
+                self.intake, plans, forge, note.delivery_id, note
+            )
+        except RedisError as exc:
+            return self._unqueued(note, exc)
+        return self._answer(submitted, skipped, note)
 
     @staticmethod
     def _ignored(note: DeliveryRecord, reason: str) -> JSONResponse:
@@ -137,40 +152,37 @@ class WebhookReceiver:
         tags_once: bool,
         note: DeliveryRecord,
     ) -> JSONResponse:
-        ledger = self.queue.ledger
         claimed: list[tuple[str, str, str]] = []
         try:
-            if delivery_id:
-                earlier = ledger.claim(forge, delivery_id)
-                if earlier is not None:
-                    note.outcome, note.builds = "duplicate", earlier
-                    note.reason = "this delivery id was received before"
-                    return JSONResponse({"builds": earlier, "duplicate": True})
             if tags_once:
                 plans = self._first_announcement_only(forge, plans, skipped, claimed)
+            if skipped:
+                note.reason = "; ".join(skipped)
             try:
-                ids = self.queue.submit(
-                    plans,
-                    (forge, delivery_id) if delivery_id else None,
-                    note if not skipped else None,
-                )
+                submitted = self.queue.submit_delivery(plans, forge, delivery_id, note)
             except Exception:
-                if delivery_id:
-                    ledger.release(forge, delivery_id)
                 for repository, ref, sha in claimed:
-                    ledger.release_ref(forge, repository, ref, sha)
+                    self.queue.ledger.release_ref(forge, repository, ref, sha)
                 raise
         except RedisError as exc:
-            note.outcome, note.reason = "error", f"could not queue the builds: {exc}"
-            return JSONResponse(
-                {"error": f"could not queue the builds ({exc}); redeliver the webhook"}, 503
-            )
-        answer: dict[str, Any] = {"builds": ids}
-        note.builds = ids
-        note.outcome = "built" if ids else "skipped"
+            return self._unqueued(note, exc)
+        return self._answer(submitted, skipped, note)
+
+    @staticmethod
+    def _unqueued(note: DeliveryRecord, exc: RedisError) -> JSONResponse:
+        note.outcome, note.reason = "error", f"could not queue the builds: {exc}"
+        return JSONResponse(
+            {"error": f"could not queue the builds ({exc}); redeliver the webhook"}, 503
+        )
+
+    @staticmethod
+    def _answer(submitted: Submitted, skipped: list[str], note: DeliveryRecord) -> JSONResponse:
+        if submitted.duplicate:
+            return JSONResponse({"builds": submitted.builds, "duplicate": True})
+        answer: dict[str, Any] = {"builds": submitted.builds}
         if skipped:
-            answer["skipped"] = note.reason = "; ".join(skipped)
-        return JSONResponse(answer, 202 if ids else 200)
+            answer["skipped"] = note.reason
+        return JSONResponse(answer, 202 if submitted.builds else 200)
 
     def _first_announcement_only(
         self,

@@ -1,0 +1,89 @@
+"""Serve the app (receiver, API, dashboard): in this process, or in several that share one
+listening socket, for more webhooks a second than one Python process can take.
+
+Several processes are uvicorn's own supervisor: each is started fresh (spawn) and builds
+the app from the environment this process leaves it (`app_from_environment`), and each dies
+with this one, even on SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from redis import Redis
+from starlette.applications import Starlette
+
+from builder.config import Config, load_config
+from runners import servicelog
+from runners.children import die_with_parent
+
+CONFIG_ENV = "HOOKBUILD_SERVE_CONFIG"
+REDIS_ENV = "HOOKBUILD_SERVE_REDIS_URL"
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises a captured signal once it has shut down, which would end
+        # `hookbuild up` before it stops its workers and its Redis. Here a signal means
+        # "shut down and return".
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) -> None:
+    """Serve until SIGINT or SIGTERM, then return (so callers can clean up)."""
+    host, port = config.server.host, config.server.port
+    if processes <= 1:
+        from webhooks.app import create_app
+
+        app = _frozen(create_app(config, Redis.from_url(redis_url)))
+        _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)).run()
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    os.environ[REDIS_ENV] = redis_url
+    os.environ[servicelog.FORMAT_ENV], os.environ[servicelog.LEVEL_ENV] = servicelog.current()
+    settings = uvicorn.Config(
+        "runners.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_config=None,
+        access_log=False,
+    )
+    Multiprocess(settings, sockets=[settings.bind_socket()]).run()
+
+
+def app_from_environment() -> Starlette:
+    """One serving process's app, from what `serve` left in the environment."""
+    from webhooks.app import create_app
+
+    die_with_parent(signal.SIGTERM)
+    servicelog.configure(
+        os.environ.get(servicelog.FORMAT_ENV, "text"), os.environ.get(servicelog.LEVEL_ENV, "info")
+    )
+    config = load_config(os.environ[CONFIG_ENV], os.environ)
+    return _frozen(create_app(config, Redis.from_url(os.environ[REDIS_ENV])))
+
+
+def _frozen(app: Starlette) -> Starlette:
+    """Move what exists now (the config, thousands of repositories' worth) out of the
+    garbage collector's view: it lives as long as the process, and walking it on every
+    full collection showed as latency spikes under load (bench/intake.py, bench/scale.py)."""
+    gc.collect()
+    gc.freeze()
+    return app
