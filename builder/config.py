@@ -1,6 +1,6 @@
 """The config file: its model, and loading it with every problem reported at its location.
 
-`load_config` reads YAML with `yaml.safe_load`, expands `${VAR}` references from the given
+`load_config` reads YAML with PyYAML's safe loader, expands `${VAR}` references from the given
 environment, and validates with pydantic, turning each error into a `ConfigProblem` such as
 `repositories[0].rules[1].branch: regex /(a/ is refused: ...`.
 """
@@ -267,10 +267,14 @@ class Config(StrictModel):
         return next((r for r in self.registries if r.host == host), None)
 
 
+# libyaml's safe loader where PyYAML has it: four times faster on a large config.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_config(text: str, environ: Mapping[str, str], source: str = "") -> Config:
     """Validate YAML text; raise `ConfigError` listing every problem with its location."""
     try:
-        tree = yaml.safe_load(text)
+        tree = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -39,6 +39,10 @@ class ConfigError(HookbuildError):
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{head}{len(self.problems)} config error(s)\n{lines}")
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[ConfigProblem], str]]:
+        # Pickled whole (runners/configload.py), not rebuilt from its message.
+        return (ConfigError, (self.problems, self.source))
+
 
 class UnsafePathError(HookbuildError):
     """A dockerfile or context path that would leave the checkout."""

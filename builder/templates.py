@@ -88,6 +88,8 @@ def check_template(template: str, group_count: int, group_names: frozenset[str])
 
 
 def _lookup(name: str, context: TemplateContext) -> str:
+    if name in context.named:
+        return context.named[name]  # the rule's own group: named on purpose, so it wins
     if name in ("branch", "tag"):
         return context.branch if name == "branch" else context.tag
     if name == "sourceref":

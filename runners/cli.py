@@ -63,10 +63,16 @@ token_option = click.option(
 STEP = re.compile(r"Step \d+/\d+ : ")
 
 
-def _load(config_path: str) -> Config:
+def _load(config_path: str, long_running: bool = False) -> Config:
+    """`long_running`: a server or worker, which parses in a child to keep its memory down
+    (runners/configload.py)."""
+    from runners.configload import load_config_compact
+
     try:
+        if long_running:
+            return load_config_compact(config_path, os.environ)
         return load_config(config_path, os.environ)
-    except ConfigError as exc:
+    except HookbuildError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -153,7 +159,7 @@ def up(config_path: str, workers: int | None, processes: int | None) -> None:
     persisting the queue across restarts. Stop with Ctrl-C or SIGTERM: workers finish or
     hand back their builds.
     """
-    config = _load(config_path)
+    config = _load(config_path, long_running=True)
     state_dir = Path(config.state_dir or ".hookbuild")
     state_dir.mkdir(parents=True, exist_ok=True)
     private = None
@@ -233,7 +239,7 @@ def serve(config_path: str, redis_url: str | None, processes: int | None) -> Non
     """Run the webhook receiver, the API and the dashboard alone, without build workers."""
     from runners.server import serve as run_server
 
-    config = _load(config_path)
+    config = _load(config_path, long_running=True)
     _connect(config, redis_url)  # fail now, clearly, if Redis is not there
     url = _redis_url(config, redis_url)
     run_server(config_path, config, url, processes or config.server.processes)
@@ -248,7 +254,7 @@ def worker(config_path: str, redis_url: str | None, name: str | None, burst: boo
     """Run one build worker. It builds on the Docker engine that DOCKER_HOST names."""
     from runners.worker import run_worker
 
-    config = _load(config_path)
+    config = _load(config_path, long_running=True)
     run_worker(config, _connect(config, redis_url), os.environ, name=name, burst=burst)
 
 

@@ -19,9 +19,10 @@ import uvicorn
 from redis import Redis
 from starlette.applications import Starlette
 
-from builder.config import Config, load_config
+from builder.config import Config
 from runners import servicelog
 from runners.children import die_with_parent
+from runners.configload import load_config_compact
 
 CONFIG_ENV = "HOOKBUILD_SERVE_CONFIG"
 REDIS_ENV = "HOOKBUILD_SERVE_REDIS_URL"
@@ -76,7 +77,7 @@ def app_from_environment() -> Starlette:
     servicelog.configure(
         os.environ.get(servicelog.FORMAT_ENV, "text"), os.environ.get(servicelog.LEVEL_ENV, "info")
     )
-    config = load_config(os.environ[CONFIG_ENV], os.environ)
+    config = load_config_compact(os.environ[CONFIG_ENV], os.environ)
     return _frozen(create_app(config, Redis.from_url(os.environ[REDIS_ENV])))
 
 

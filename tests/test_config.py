@@ -28,7 +28,7 @@ repositories:
         tags: [latest, "{short_sha}"]
       - branch: /^release-(.+)$/
         tags: ["release-{1}"]
-      - tag: /^v(?P<version>[0-9.]+)$/
+      - tag: /^v(?P<release>[0-9.]+)$/
         tags: ["{version}", "{\\\\1}"]
 """
 
@@ -134,3 +134,39 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[1] / "builds.example.yml"
     config = parse_config(example.read_text(), {"ACME_WEB_SECRET": "x", "HOME": "/root"})
     assert config.repositories, "the documented example configures at least one repository"
+
+
+def test_a_config_loaded_in_a_child_process_is_the_same_config(tmp_path: Path) -> None:
+    """Servers and workers parse in a forked child (runners/configload.py)."""
+    from builder.config import load_config
+    from builder.events import PushEvent
+    from builder.rules import decide
+    from runners.configload import load_config_compact
+
+    path = tmp_path / "builds.yml"
+    path.write_text(
+        "repositories:\n"
+        "  - name: acme/web\n    forge: github\n    secret: ${SECRET}\n    image: r/web\n"
+        "    rules:\n      - {tag: '/^v(?P<release>\\d+\\.\\d+)$/', tags: ['{release}']}\n"
+    )
+    environ = {"SECRET": "from-the-environment"}
+    direct, compact = load_config(path, environ), load_config_compact(path, environ)
+    push = PushEvent(
+        forge="github",
+        repository="acme/web",
+        ref="refs/tags/v1.2",
+        sha="a" * 40,
+        clone_url="file:///x",
+    )
+
+    assert compact == direct
+    assert compact.repository("github", "acme/web") is not None
+    assert [p.tags for p in decide(compact.repositories[0], push).plans] == [("1.2",)]
+
+    path.write_text("repositories:\n  - {name: acme/web, forge: nope}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config_compact(path, {})
+    assert [p.location for p in raised.value.problems] == [
+        "repositories[0].forge",
+        "repositories[0].secret",
+    ]

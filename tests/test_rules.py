@@ -98,3 +98,15 @@ def test_regex_is_anchored_to_the_whole_name() -> None:
 def test_sanitized_tags_are_always_valid_or_empty(raw: str) -> None:
     tag = to_docker_tag(raw)
     assert tag == "" or is_valid_tag(tag)
+
+
+def test_a_named_group_wins_over_a_built_in_variable_of_the_same_name() -> None:
+    """`(?P<version>...)` is the user's own name: it is filled from the match, not from
+    the semver variables (which would need a full semantic version)."""
+    config = parse_config(
+        "repositories:\n  - name: acme/web\n    forge: github\n    secret: s\n    image: r/web\n"
+        "    rules:\n      - {tag: '/^v(?P<version>\\d+\\.\\d+)$/', tags: ['{version}']}\n",
+        {},
+    )
+    [plan] = decide(config.repositories[0], push("refs/tags/v1.2")).plans
+    assert plan.tags == ("1.2",)
