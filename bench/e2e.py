@@ -12,7 +12,7 @@ import time
 
 import httpx2 as httpx
 
-from bench.harness import bench, deliver, plain_script, wait_for_build
+from bench.harness import Bench, bench, deliver, plain_script, wait_for_build
 
 PHASES = ("==> fetched", "==> built", "==> pushed ", "==> no local")
 
@@ -23,46 +23,81 @@ RUN cat /src/* | sha256sum > /src.sum
 """
 
 
+BIG_DOCKERFILE = """FROM hookbuild-test/busybox
+COPY src/ /src/
+RUN du -s /src > /size
+"""
+
+
+def run_case(
+    b: Bench, name: str, files: dict[str, str], change: dict[str, str], worker: str
+) -> tuple[list[tuple[str, float, float, float]], list[tuple[str, list[str]]]]:
+    """Cold, then a second commit of `change`: (label, plain, hookbuild, build) rows."""
+    baseline_engine, _ = b.docker_hosts
+    repo = b.repo(f"bench/{name}")
+    first = repo.commit(files)
+    config = b.config([(repo, '      - {branch: main, tags: [latest, "{short_sha}"]}\n')])
+    base = b.serve(config)
+    b.worker(config, worker, f"bench-worker-{name}")
+    time.sleep(1.5)  # the worker is up and waiting, as in service
+    rows = []
+    phases: list[tuple[str, list[str]]] = []
+    for label, sha in (("cold", first), ("second commit, one file changed", None)):
+        if sha is None:
+            sha = repo.commit(change)
+        image = f"{b.registry.host}/bench/plain-{name}"
+        plain = plain_script(baseline_engine, repo.url, image, ["latest", sha[:7]], b.root)
+        started = time.monotonic()
+        response = deliver(base, repo.name, "refs/heads/main", sha, f"e2e-{sha}")
+        record = wait_for_build(base, response.json()["builds"][0])
+        hookbuild = time.monotonic() - started
+        assert record["status"] == "succeeded", record
+        assert {"latest", sha[:7]} <= set(b.registry.tags(f"bench/{name}"))
+        rows.append((label, plain, hookbuild, record["duration"]))
+        log = httpx.get(f"{base}/api/builds/{record['id']}/log", timeout=10).text.splitlines()
+        phases.append((label, [line for line in log if line.startswith(PHASES)]))
+    b.stop_processes()
+    return rows, phases
+
+
+def report(title: str, rows: list[tuple[str, float, float, float]]) -> None:
+    print(title)
+    print(f"{'case':<34}{'plain script':>14}{'hookbuild':>12}{'ratio':>8}{'build only':>12}")
+    for label, plain, hookbuild, duration in rows:
+        print(
+            f"{label:<34}{plain:>14.2f}{hookbuild:>12.2f}{hookbuild / plain:>8.2f}{duration:>12.2f}"
+        )
+
+
 def main() -> None:
     with bench(engines=2) as b:
-        baseline_engine, hookbuild_engine = b.docker_hosts
-        repo = b.repo("bench/e2e")
+        _, hookbuild_engine = b.docker_hosts
         sources = {f"src/file{i}.txt": f"content {i}\n" * 200 for i in range(20)}
-        first = repo.commit({"Dockerfile": DOCKERFILE, **sources})
-        config = b.config([(repo, '      - {branch: main, tags: [latest, "{short_sha}"]}\n')])
-        base = b.serve(config)
-        b.worker(config, hookbuild_engine, "bench-worker")
-        time.sleep(1.5)  # the worker is up and waiting, as in service
-
-        rows = []
-        phases: list[tuple[str, list[str]]] = []
-        for label, sha in (("cold", first), ("second commit, one file changed", None)):
-            if sha is None:
-                sha = repo.commit({"src/file7.txt": "changed\n"})
-            image = f"{b.registry.host}/bench/plain"
-            plain = plain_script(baseline_engine, repo.url, image, ["latest", sha[:7]], b.root)
-            started = time.monotonic()
-            response = deliver(base, repo.name, "refs/heads/main", sha, f"e2e-{sha}")
-            record = wait_for_build(base, response.json()["builds"][0])
-            hookbuild = time.monotonic() - started
-            assert record["status"] == "succeeded", record
-            assert {"latest", sha[:7]} <= set(b.registry.tags("bench/e2e"))
-            rows.append((label, plain, hookbuild, record["duration"]))
-            log = httpx.get(f"{base}/api/builds/{record['id']}/log", timeout=10).text.splitlines()
-            phases.append((label, [line for line in log if line.startswith(PHASES)]))
-
-        print("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds")
-        print(f"{'case':<34}{'plain script':>14}{'hookbuild':>12}{'ratio':>8}{'build only':>12}")
-        for label, plain, hookbuild, duration in rows:
-            print(
-                f"{label:<34}{plain:>14.2f}{hookbuild:>12.2f}{hookbuild / plain:>8.2f}{duration:>12.2f}"
-            )
-        for label, lines in phases:
-            print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
-        cold, warm = rows[0][3], rows[1][3]
-        print(
-            f"incremental: second-commit build {warm:.2f}s / cold build {cold:.2f}s = {warm / cold:.2f}"
+        rows, phases = run_case(
+            b,
+            "e2e",
+            {"Dockerfile": DOCKERFILE, **sources},
+            {"src/file7.txt": "changed\n"},
+            hookbuild_engine,
         )
+        # A larger source tree (3,000 files, 12 MB): the clone the plain script makes every
+        # time is what the cached mirror saves.
+        big = {f"src/d{i // 100}/f{i}.txt": f"{i} {'x' * 64}\n" * 64 for i in range(3000)}
+        repo_files = {"Dockerfile": BIG_DOCKERFILE, **big}
+        big_rows, big_phases = run_case(
+            b, "big", repo_files, {"src/d7/f700.txt": "changed\n"}, hookbuild_engine
+        )
+
+    report("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds", rows)
+    for label, lines in phases:
+        print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
+    cold, warm = rows[0][3], rows[1][3]
+    print(
+        f"incremental: second-commit build {warm:.2f}s / cold build {cold:.2f}s = {warm / cold:.2f}"
+    )
+    report("the same for a 3,000-file, 12 MB source tree", big_rows)
+    for label, lines in big_phases:
+        print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
 
 
 if __name__ == "__main__":
