@@ -3,6 +3,7 @@ git repositories, a running `hookbuild serve` and workers, signed deliveries, ti
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -154,16 +156,31 @@ def push_body(repository: str, ref: str, sha: str, before: str = "0" * 40) -> by
     return json.dumps(payload).encode()
 
 
+@dataclass
+class Answer:
+    status_code: int
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
 def deliver(
     base: str, repository: str, ref: str, sha: str, delivery: str, before: str = "0" * 40
-) -> httpx.Response:
+) -> Answer:
+    """A signed push, sent as a forge sends it: headers and body in one write. (httpx sends
+    them apart, and Nagle's algorithm with delayed ACKs then adds ~40 ms here to what the
+    server answers in ~4 ms: a figure of the client, not of hookbuild.)"""
     body = push_body(repository, ref, sha, before)
-    return httpx.post(
-        f"{base}/hooks/github",
-        content=body,
-        headers=forge_headers("github", "push", body, SECRET, delivery),
-        timeout=30,
-    )
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        headers = forge_headers("github", "push", body, SECRET, delivery)
+        connection.request("POST", "/hooks/github", body=body, headers=headers)
+        response = connection.getresponse()
+        return Answer(response.status, response.read().decode())
+    finally:
+        connection.close()
 
 
 def wait_for_build(base: str, build_id: str, timeout: float = 600) -> dict:  # type: ignore[type-arg]

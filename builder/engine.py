@@ -82,10 +82,14 @@ def labels_in_one_step(
     `target` stage the labels must go on that stage, so they stay build-time labels."""
     if not labels or target:
         return dockerfile, labels
-    line = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
     labelled = scratch / f"{dockerfile.name}.labelled-{os.getpid()}"
-    labelled.write_text(dockerfile.read_text().rstrip("\n") + f"\nLABEL {line}\n")
+    labelled.write_text(dockerfile.read_text().rstrip("\n") + f"\nLABEL {label_line(labels)}\n")
     return labelled, {}
+
+
+def label_line(labels: Mapping[str, str]) -> str:
+    """The arguments of one LABEL instruction that sets every label."""
+    return " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
 
 
 class DockerEngine:
@@ -113,7 +117,7 @@ class DockerEngine:
     def build(
         self,
         context: Path,
-        dockerfile: Path,
+        dockerfile: Path | str,
         *,
         tag: str,
         build_args: Mapping[str, str],
@@ -124,14 +128,21 @@ class DockerEngine:
         scratch: Path | None = None,
     ) -> str:
         """Build and return the image id; raise `BuildFailed` with the failing step's output.
-        `scratch`: a directory outside the context, for the labelled Dockerfile."""
-        if scratch is not None:
-            dockerfile, labels = labels_in_one_step(dockerfile, labels, target, scratch)
+        `context`: a directory, or a tar file of the context (builder/streamcontext.py), in
+        which `dockerfile` is then a name. `scratch`: a directory outside a context
+        directory, for the labelled Dockerfile."""
+        from_tar = context.is_file()
+        if scratch is not None and not from_tar:
+            dockerfile, labels = labels_in_one_step(Path(dockerfile), labels, target, scratch)
         lines = _LineSplitter(on_line)
         image_id = None
+        tar = open(context, "rb") if from_tar else None  # noqa: SIM115 - closed below
+        source: dict[str, Any] = (
+            {"fileobj": tar, "custom_context": True} if tar else {"path": str(context)}
+        )
         try:
             stream = self.client.build(
-                path=str(context),
+                **source,
                 dockerfile=str(dockerfile),
                 tag=tag,
                 buildargs=dict(build_args),
@@ -161,6 +172,9 @@ class DockerEngine:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             lines.flush()
             raise from_docker_error(exc, "docker build") from exc
+        finally:
+            if tar is not None:
+                tar.close()
         if failure is not None:
             raise failure
         lines.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from builder.publish import Publisher, TagLedger
 from builder.redact import redact
 from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
+from builder.streamcontext import stream_context
 from builder.tagorder import TagHolder
 from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
 
@@ -124,9 +125,7 @@ class Pipeline:
             say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
             clock = time.monotonic()
             commit = self._retrying(
-                lambda: self.mirrors.export(
-                    plan.clone_url, plan.ref, plan.sha, checkout, credentials, say
-                ),
+                lambda: self.mirrors.fetch(plan.clone_url, plan.ref, plan.sha, credentials, say),
                 "fetching",
                 say,
             )
@@ -136,18 +135,20 @@ class Pipeline:
             if skipped:
                 say(f"==> skipped: {skipped}")
                 return BuildResult(tags, skipped=skipped)
-            paths = resolve_build_paths(checkout, plan.context, plan.dockerfile)
+            context, dockerfile, labels = self._context(
+                plan, checkout, scratch, oci_labels(plan, commit), say
+            )
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
             say(f"==> building {plan.dockerfile} in context {plan.context}")
             clock = time.monotonic()
             steps = _StepCounter(say)
             image_id = self.engine.build(
-                paths.context,
-                paths.dockerfile,
+                context,
+                dockerfile,
                 tag=f"{plan.image}:{tags[0]}",
                 build_args=plan.build_args,
-                labels=oci_labels(plan, commit),
+                labels=labels,
                 target=plan.target,
                 on_line=steps,
                 cache_from=cache_from,
@@ -176,6 +177,35 @@ class Pipeline:
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _context(
+        self,
+        plan: BuildPlan,
+        checkout: Path,
+        scratch: Path,
+        labels: Mapping[str, str],
+        say: LogSink,
+    ) -> tuple[Path, Path | str, Mapping[str, str]]:
+        """The build context: a tar straight from the mirror where that changes nothing
+        (builder/streamcontext.py), else a checkout on disk."""
+        clock = time.monotonic()
+        streamed = stream_context(
+            self.mirrors,
+            plan.clone_url,
+            plan.sha,
+            plan.context,
+            plan.dockerfile,
+            labels,
+            plan.target,
+            scratch,
+        )
+        if streamed is not None:
+            say(f"==> context from the mirror as a tar in {time.monotonic() - clock:.2f}s")
+            return streamed.tar, streamed.dockerfile, streamed.labels
+        self.mirrors.checkout(plan.clone_url, plan.sha, checkout)
+        paths = resolve_build_paths(checkout, plan.context, plan.dockerfile)
+        say(f"==> checked out in {time.monotonic() - clock:.2f}s")
+        return paths.context, paths.dockerfile, labels
 
     def _registry_cache(
         self, plan: BuildPlan, tags: tuple[str, ...], auth: RegistryAuth | None, say: LogSink

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import git
 
@@ -121,16 +122,15 @@ class MirrorCache:
                 git.Repo.init(path, bare=True)
             yield git.Repo(path)
 
-    def export(
+    def fetch(
         self,
         clone_url: str,
         ref: str,
         sha: str,
-        dest: Path,
         credentials: tuple[str, str] | None = None,
         log: Callable[[str], None] = lambda _line: None,
     ) -> CommitInfo:
-        """Make `dest` hold the tree of commit `sha` (fetched from `ref` of `clone_url`)."""
+        """Make the mirror hold commit `sha` (fetched from `ref` of `clone_url`)."""
         if not _SHA.match(sha):
             raise SourceError(f"not a full commit id: {sha!r}")
         path = self.mirror_path(clone_url)
@@ -141,7 +141,6 @@ class MirrorCache:
                 log(f"commit {sha[:12]} is already in the cached mirror: nothing to fetch")
             else:
                 self._fetch(repo, clone_url, ref, sha, env, secrets, log)
-            self._archive(repo, sha, dest)
             commit = repo.commit(sha)
             return CommitInfo(
                 sha=sha,
@@ -149,6 +148,55 @@ class MirrorCache:
                 author=str(commit.author.name),
                 message=str(commit.message).strip(),
             )
+
+    def export(
+        self,
+        clone_url: str,
+        ref: str,
+        sha: str,
+        dest: Path,
+        credentials: tuple[str, str] | None = None,
+        log: Callable[[str], None] = lambda _line: None,
+    ) -> CommitInfo:
+        """Make `dest` hold the tree of commit `sha` (fetched from `ref` of `clone_url`)."""
+        commit = self.fetch(clone_url, ref, sha, credentials, log)
+        self.checkout(clone_url, sha, dest)
+        return commit
+
+    def checkout(self, clone_url: str, sha: str, dest: Path) -> None:
+        """Make `dest` hold the tree of commit `sha`, already in the mirror."""
+        with self._locked(self.mirror_path(clone_url)) as repo:
+            self._archive(repo, sha, dest)
+
+    def entry_mode(self, clone_url: str, sha: str, path: str) -> str | None:
+        """The git mode of `path` in the commit's tree ("040000" a directory, "100644" a
+        file, "120000" a symlink, ...); None when there is no such entry. Symlinks are not
+        followed: a path through one has no entry."""
+        with self._locked(self.mirror_path(clone_url)) as repo:
+            if path in ("", "."):
+                return "040000"
+            try:
+                line = repo.git.ls_tree(sha, "--", path.rstrip("/"))
+            except git.GitCommandError:
+                return None
+            return line.split(" ", 1)[0] if line else None
+
+    def read_file(self, clone_url: str, sha: str, path: str) -> bytes:
+        with self._locked(self.mirror_path(clone_url)) as repo:
+            try:
+                data: bytes = repo.odb.stream(repo.tree(sha)[path].binsha).read()
+            except (KeyError, ValueError) as exc:
+                raise SourceError(f"{path} is not in commit {sha[:12]}") from exc
+            return data
+
+    def archive_to(self, clone_url: str, sha: str, subdir: str, out: BinaryIO) -> None:
+        """Write the tree of `subdir` at commit `sha` to `out` as an uncompressed tar."""
+        treeish = sha if subdir in ("", ".") else f"{sha}:{subdir.strip('/')}"
+        with self._locked(self.mirror_path(clone_url)) as repo:
+            try:
+                repo.archive(out, treeish=treeish, format="tar")
+            except git.GitCommandError as exc:
+                raise from_git_error(exc, f"exporting {sha[:12]}") from exc
 
     def is_ancestor(self, clone_url: str, ancestor: str, descendant: str) -> bool | None:
         """Is `ancestor` in the history of `descendant`? None when the mirror lacks either."""

@@ -278,3 +278,80 @@ def test_labels_take_one_step_and_nothing_of_ours_reaches_the_context(
     assert labels["dev.hookbuild.repository"] == "acme/web"
     steps = [line for line in BuildStore(redis).log_lines(record.id) if line.startswith("Step ")]
     assert len(steps) == 3 and steps[-1].startswith('Step 3/3 : LABEL "dev.hookbuild.repository"=')
+
+
+COPY_ALL = "FROM hookbuild-test/busybox\nCOPY . /app/\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "extra_repo", "context_line", "present", "absent"),
+    [
+        pytest.param(
+            {"Dockerfile": COPY_ALL, "hello.txt": "hi\n", "sub/deep.txt": "deep\n"},
+            "",
+            "==> context from the mirror as a tar",
+            {"app/hello.txt", "app/sub/deep.txt", "app/Dockerfile"},
+            {"app/.dockerignore"},
+            id="streamed-from-git",
+        ),
+        pytest.param(
+            {
+                "Dockerfile": COPY_ALL,
+                "hello.txt": "hi\n",
+                "secret.txt": "s\n",
+                ".dockerignore": "secret.txt\n",
+            },
+            "",
+            "==> checked out",
+            {"app/hello.txt", "app/.dockerignore"},
+            {"app/secret.txt"},
+            id="own-dockerignore",
+        ),
+        pytest.param(
+            {"docker/Dockerfile": COPY_ALL, "app/hello.txt": "hi\n"},
+            "    dockerfile: docker/Dockerfile\n    context: app\n",
+            "==> checked out",
+            {"app/hello.txt"},
+            {"app/docker/Dockerfile", "app/app/hello.txt"},
+            id="dockerfile-outside-the-context",
+        ),
+    ],
+)
+def test_the_context_is_what_docker_build_would_send(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    files: dict[str, str],
+    extra_repo: str,
+    context_line: str,
+    present: set[str],
+    absent: set[str],
+) -> None:
+    """Streamed straight from git where nothing differs, from a checkout where it would
+    (a .dockerignore of the repository's own, a Dockerfile outside the context); either
+    way the image holds what `docker build` would have put there, and the OCI labels."""
+    repo = make_repo("acme/web")
+    sha = repo.commit(files)
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", registry.host, image_path="ctx/web", extra_repo=extra_repo
+    )
+    client = TestClient(create_app(config, redis))
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="ctx-1"
+    )
+    [build_id] = answer["builds"]
+
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(build_id)
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record
+    log = BuildStore(redis).log_lines(build_id)
+    assert any(line.startswith(context_line) for line in log), log
+    in_image = {f for f in registry.files("ctx/web", "latest") if f.startswith("app/")}
+    assert present <= in_image and not (absent & in_image), in_image
+    assert not any(".hookbuild-dockerfile" in f for f in in_image)
+    labels = registry.config("ctx/web", "latest")["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == sha
