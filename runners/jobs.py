@@ -37,12 +37,14 @@ class _LogWriter:
         self.store.append_log(self.build_id, [line])
 
 
-def execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
+def execute_build(build_id: str, plan_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one build. Its plan is read from its record (`plan_data` is for jobs queued by
+    an earlier version, which carried the plan in the job too)."""
     with about_build(build_id):
         return _execute_build(build_id, plan_data)
 
 
-def _execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
+def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
         raise HookbuildError("execute_build runs inside an RQ job")
@@ -50,6 +52,12 @@ def _execute_build(build_id: str, plan_data: dict[str, Any]) -> dict[str, Any]:
     context = current()
     queue = BuildQueue.for_config(connection, context.config)
     store = queue.store
+    if plan_data is None:
+        record = store.get(build_id)
+        if record is None or record.plan is None:
+            service_log.info("build not started: its record is gone")
+            return {"status": "skipped", "reason": "the build's record is gone"}
+        plan_data = dict(record.plan)
     plan = BuildPlan.from_dict(plan_data)
     _settle(queue, build_id)
     if store.start(build_id, context.name) is None:

@@ -218,7 +218,8 @@ class BuildQueue:
     def _enqueue(self, build_id: str, plan: BuildPlan, pipeline: Pipeline | None = None) -> None:
         self.queue.enqueue_call(
             "runners.jobs.execute_build",
-            args=(build_id, plan.to_dict()),
+            # The plan is in the build's record already; the job names the build only.
+            args=(build_id,),
             job_id=build_id,
             timeout=plan.timeout + TIMEOUT_MARGIN_SECONDS,
             result_ttl=RESULT_TTL_SECONDS,

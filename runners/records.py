@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, cast
 
+import orjson
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
@@ -97,11 +98,12 @@ class BuildRecord:
         data.pop("plan", None)
         return data
 
-    def _to_hash(self) -> dict[str, str]:
+    def _to_hash(self) -> dict[str, bytes]:
+        # orjson: every delivery writes a record, and this was a visible share of it.
         data = self._fields()
         data["status"] = self.status.value
         data["digests"] = dict(self.digests)
-        return {key: json.dumps(value) for key, value in data.items()}
+        return {key: orjson.dumps(value) for key, value in data.items()}
 
     @classmethod
     def _from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> BuildRecord:
