@@ -1,12 +1,13 @@
-"""Queue a delivery's builds in one Redis round trip, all or nothing.
+"""Queue a delivery's builds in one Redis round trip, atomically.
 
 Everything a delivery writes (its builds' records and indexes, their RQ jobs or places in
 their repository's waiting line, the delivery's dedup entry and its line in the delivery
-log) is prepared in Python, then run by one Lua script. The script first claims the
-delivery id, so a redelivery writes nothing and learns the first delivery's builds; then it
-takes each build's slot in its repository if one is free, and marks the build it
-supersedes. One round trip instead of five, and never half a delivery: what the forge is
-told was queued is queued. (On this machine a round trip costs ~0.2 ms: bench/intake.py.)
+log) is prepared in Python, then run by one Lua script. The script first looks the
+delivery id up, so a redelivery writes nothing and learns the first delivery's builds; then
+it takes each build's slot in its repository if one is free, marks the build it supersedes,
+writes everything, and marks the delivery done last. One round trip instead of five, and
+atomic: no client ever sees half a delivery, and what the forge is told was queued is
+queued. (On this machine a round trip costs ~0.2 ms: bench/intake.py.)
 
 The commands are recorded on a redis-py pipeline that is never sent: RQ writes its job
 there as it always does, so the job's format stays RQ's own.
@@ -38,9 +39,8 @@ local function run(commands)
   for _, command in ipairs(commands) do redis.call(unpack(command)) end
 end
 if delivery_key ~= "" then
-  if not redis.call('SET', delivery_key, delivery_value, 'NX', 'EX', ttl) then
-    return {0, redis.call('GET', delivery_key)}
-  end
+  local earlier = redis.call('GET', delivery_key)
+  if earlier then return {0, earlier} end
 end
 local ready, superseded = {}, {}
 for i, build in ipairs(builds) do
@@ -70,6 +70,11 @@ for i, build in ipairs(builds) do
   ready[i] = got and 1 or 0
 end
 run(common)
+-- Last: should a command above fail (Redis out of memory), the delivery is not marked
+-- done, and the forge's redelivery tries again rather than being taken for a duplicate.
+if delivery_key ~= "" then
+  redis.call('SET', delivery_key, delivery_value, 'EX', ttl)
+end
 return {1, ready, superseded}
 """
 
@@ -136,6 +141,7 @@ class IntakeReply:
     def parse(cls, raw: Sequence[Any]) -> IntakeReply:
         if int(raw[0]) == 0:
             value = raw[1]
+            # "pending": a claim written by an earlier version, whose builds were not recorded.
             earlier = json.loads(value) if value not in (None, b"pending", "pending") else []
             return cls(list(earlier), [], [])
         flat = [v.decode() if isinstance(v, bytes) else str(v) for v in raw[2]]
@@ -149,7 +155,6 @@ class IntakeReply:
 def _commands(recorded: Pipeline) -> list[list[bytes | str]]:
     """A recorded pipeline's commands, each argument as Redis would get it (numbers as
     redis-py writes them, never as Lua would print them); the pipeline is then emptied."""
-    # Strings and bytes as they are (most arguments); numbers as redis-py writes them.
     commands = [
         [arg if isinstance(arg, str | bytes) else _number(arg) for arg in args]
         for args, _options in recorded.command_stack

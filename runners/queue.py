@@ -6,7 +6,7 @@ builds finish. One busy repository therefore never starves the others, and RQ st
 only distribution layer: workers simply take what the queue holds.
 
 A delivery's build records, jobs (or waiting-list entries), dedup entry and delivery-log
-line are written by one Lua script (runners/intake.py): accepted whole or not at all.
+line are written by one atomic Lua script (runners/intake.py), its dedup entry last.
 """
 
 from __future__ import annotations
