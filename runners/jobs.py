@@ -16,6 +16,7 @@ from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
+from runners.buildlog import BuildLogWriter
 from runners.context import WorkerContext, current, has_context
 from runners.queue import BuildQueue
 from runners.records import BuildStatus, BuildStore
@@ -23,18 +24,7 @@ from runners.servicelog import about_build, get_logger
 from runners.tagledger import RedisTagLedger
 from runners.watchdog import BuildWatchdog
 
-service_log = get_logger(__name__)  # the service's own log; a build's log is `_LogWriter`
-
-
-class _LogWriter:
-    """Appends each log line to Redis as it comes, so other processes can follow it."""
-
-    def __init__(self, store: BuildStore, build_id: str) -> None:
-        self.store = store
-        self.build_id = build_id
-
-    def __call__(self, line: str) -> None:
-        self.store.append_log(self.build_id, [line])
+service_log = get_logger(__name__)  # the service's own log; a build's is `BuildLogWriter`
 
 
 def execute_build(build_id: str, plan_data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,6 +62,7 @@ def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str,
         worker=context.name,
     )
 
+    log = BuildLogWriter(store, build_id)
     watchdog = BuildWatchdog(
         store,
         build_id,
@@ -79,11 +70,13 @@ def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str,
         queue.cancel_key(build_id),
         can_kill=not context.in_process,
         timeout=plan.timeout,
+        before_stop=log.flush,
     )
     watchdog.start()
     try:
-        return _run(build_id, plan, context, store, connection)
+        return _run(build_id, plan, context, store, connection, log)
     finally:
+        log.close()
         watchdog.stop()
         queue.release(build_id, plan.repository)
         _prune(context, store, build_id)
@@ -131,9 +124,13 @@ def _settle(queue: BuildQueue, build_id: str) -> None:
 
 
 def _run(
-    build_id: str, plan: BuildPlan, context: WorkerContext, store: BuildStore, connection: Redis
+    build_id: str,
+    plan: BuildPlan,
+    context: WorkerContext,
+    store: BuildStore,
+    connection: Redis,
+    log: BuildLogWriter,
 ) -> dict[str, Any]:
-    log = _LogWriter(store, build_id)
     log(f"==> build {build_id} of {plan.repository} {plan.ref} at {plan.sha} on {context.name}")
     started = time.monotonic()
     engine: DockerEngine | None = None
@@ -164,6 +161,7 @@ def _run(
             engine.close()
     seconds = round(time.monotonic() - started, 1)
     if result.skipped:
+        log.close()  # every line in Redis before the build reads as finished
         store.finish(build_id, BuildStatus.SKIPPED, tags=result.tags, error=result.skipped)
         service_log.info("build skipped", reason=result.skipped, seconds=seconds)
         return {"status": "skipped", "reason": result.skipped}
@@ -172,6 +170,7 @@ def _run(
     service_log.info(
         "build succeeded", seconds=seconds, digest=result.digest, pushed=list(result.digests)
     )
+    log.close()
     store.finish(
         build_id,
         BuildStatus.SUCCEEDED,
@@ -182,9 +181,10 @@ def _run(
     return {"status": "succeeded", "digest": result.digest}
 
 
-def _fail(store: BuildStore, build_id: str, log: _LogWriter, reason: str) -> dict[str, Any]:
+def _fail(store: BuildStore, build_id: str, log: BuildLogWriter, reason: str) -> dict[str, Any]:
     log(f"==> FAILED: {reason}")
     service_log.warning("build failed", reason=reason)
+    log.close()
     store.finish(build_id, BuildStatus.FAILED, error=reason)
     return {"status": "failed", "error": reason}
 

@@ -9,10 +9,12 @@ there the build runs on and its record simply stays cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -34,8 +36,12 @@ class BuildWatchdog(threading.Thread):
         cancel_key: str,
         can_kill: bool,
         timeout: float,
+        before_stop: Callable[[], None] = lambda: None,
     ) -> None:
+        """`before_stop`: called before the watchdog writes its own line and stops the
+        build (the build's log writer flushing what it holds, so lines stay in order)."""
         super().__init__(name=f"watchdog-{build_id}", daemon=True)
+        self.before_stop = before_stop
         self.store = store
         self.connection = store.connection
         self.build_id = build_id
@@ -55,9 +61,11 @@ class BuildWatchdog(threading.Thread):
                     self.store.heartbeat(self.build_id, self.worker)
                     beats = 0.0
                 if self.connection.exists(self.cancel_key):
+                    self._flush_log()
                     self._stop_build("cancelled")
                     return
                 if time.monotonic() > self._deadline:
+                    self._flush_log()
                     reason = f"timed out after {self.timeout:.0f}s"
                     if self.store.finish(self.build_id, BuildStatus.FAILED, error=reason):
                         self.store.append_log(self.build_id, [f"==> FAILED: {reason}"])
@@ -65,6 +73,10 @@ class BuildWatchdog(threading.Thread):
                     return
             except RedisError:
                 continue  # Redis away for a moment: the heartbeat's TTL covers a short gap
+
+    def _flush_log(self) -> None:
+        with contextlib.suppress(RedisError):
+            self.before_stop()
 
     def _stop_build(self, why: str) -> None:
         # A thread: the job's bound build id does not reach here, so it is named.

@@ -236,3 +236,31 @@ def test_service_logs_are_json_lines_naming_the_build(
     assert [e["event"] for e in server_lines] == ["delivery"]
     assert server_lines[0]["builds"] == [build_id] and server_lines[0]["repository"]
     assert server_lines[0]["outcome"] == "built" and server_lines[0]["status"] == 202
+
+
+def test_a_chatty_build_log_is_written_in_batches_yet_no_line_waits(redis: Redis) -> None:
+    """20,000 lines in a burst go in a few dozen RPUSHes, in order; a lone line before a
+    silence is written without a further line to push it out."""
+    from runners.buildlog import MAX_BATCH, BuildLogWriter
+
+    def rpushes() -> int:
+        stats = redis.info("commandstats").get("cmdstat_rpush", {})
+        return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+    store = BuildStore(redis)
+    writer = BuildLogWriter(store, "chatty")
+    before = rpushes()
+    for i in range(20_000):
+        writer(f"line {i}")
+    writer("the last line before a long silent step")
+    wait_until(
+        lambda: store.log_lines("chatty", 20_000) == ["the last line before a long silent step"],
+        5,
+        "the lone line, written by the flush thread",
+    )
+    calls = rpushes() - before
+    writer.close()
+
+    assert store.log_lines("chatty")[:20_000] == [f"line {i}" for i in range(20_000)]
+    # At most MAX_BATCH a call, and on average at least 100 (one a line would be 20,001).
+    assert 20_000 // MAX_BATCH <= calls <= 20_000 // 100, calls
