@@ -44,12 +44,17 @@ repositories:
 
 class Running:
     def __init__(
-        self, config: Path, port: int, env: dict[str, str], workers: int | None = None
+        self,
+        config: Path,
+        port: int,
+        env: dict[str, str],
+        workers: int | None = None,
+        processes: int | None = None,
     ) -> None:
         self.config, self.port, self.env = config, port, env
-        args = ["up", "--config", str(config)] + (
-            ["--workers", str(workers)] if workers is not None else []
-        )
+        args = ["up", "--config", str(config)]
+        args += ["--workers", str(workers)] if workers is not None else []
+        args += ["--processes", str(processes)] if processes is not None else []
         self.process = subprocess.Popen([sys.executable, "-m", "runners.cli", *args], env=env)
         wait_until(lambda: port_open(port), 30, "hookbuild up")
 
@@ -201,3 +206,54 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
+def test_up_serving_from_two_processes_builds_and_dies_whole(
+    env: dict[str, str], registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "two processes\n"})
+    repo.push("main")
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", port, registry, workers=1)
+    service = Running(config, port, env, processes=2)
+    try:
+        response = deliver(
+            port, github_push_body("acme/web", "refs/heads/main", sha, repo.url), "two-1"
+        )
+        assert response.status_code == 202, response.text
+        [build_id] = response.json()["builds"]
+        follow = service.cli("logs", build_id, "--follow")
+        assert follow.returncode == 0, follow.stdout + follow.stderr
+        assert registry.digest("service/web", sha[:7])
+        serving = [
+            pid
+            for pid in _children(service.process.pid)
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(serving) >= 2, "uvicorn's spawned serving processes"
+    finally:
+        everyone = _descendants(service.process.pid)
+        service.process.kill()
+        service.process.wait()
+
+    def all_gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in everyone)
+
+    wait_until(all_gone, 30, "every process of a killed `hookbuild up` to exit")
