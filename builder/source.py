@@ -16,7 +16,7 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,18 +168,26 @@ class MirrorCache:
         with self._locked(self.mirror_path(clone_url)) as repo:
             self._archive(repo, sha, dest)
 
-    def entry_mode(self, clone_url: str, sha: str, path: str) -> str | None:
-        """The git mode of `path` in the commit's tree ("040000" a directory, "100644" a
-        file, "120000" a symlink, ...); None when there is no such entry. Symlinks are not
-        followed: a path through one has no entry."""
+    def entry_modes(
+        self, clone_url: str, sha: str, directory: str, names: Iterable[str]
+    ) -> dict[str, str] | None:
+        """The git mode of each of `names` (paths inside `directory`, none a directory
+        holding another) that has an entry there ("100644" a file, "120000" a symlink, ...),
+        read with one `ls-tree`; None when `directory` is not a directory of the commit.
+        Symlinks are not followed: a directory reached through one is none."""
+        treeish = sha if directory in ("", ".") else f"{sha}:{directory.strip('/')}"
+        wanted = {name.rstrip("/") for name in names}
         with self._locked(self.mirror_path(clone_url)) as repo:
-            if path in ("", "."):
-                return "040000"
             try:
-                line = repo.git.ls_tree(sha, "--", path.rstrip("/"))
+                listing = repo.git.ls_tree("-z", treeish, "--", *sorted(wanted))
             except git.GitCommandError:
-                return None
-            return line.split(" ", 1)[0] if line else None
+                return None  # no such directory (or not one) at that commit
+        modes = {}
+        for entry in filter(None, listing.split("\0")):
+            meta, _, path = entry.partition("\t")
+            if path in wanted:
+                modes[path] = meta.split(" ", 1)[0]
+        return modes
 
     def read_file(self, clone_url: str, sha: str, path: str) -> bytes:
         with self._locked(self.mirror_path(clone_url)) as repo:

@@ -59,13 +59,11 @@ def stream_context(
     relative = _inside(context, dockerfile)
     if relative is None:
         return None
-    context = posixpath.normpath(context)
-    ignore = ".dockerignore" if context == "." else f"{context}/.dockerignore"
-    if (
-        mirrors.entry_mode(clone_url, sha, context) != "040000"
-        or mirrors.entry_mode(clone_url, sha, posixpath.normpath(dockerfile)) not in _REGULAR
-        or mirrors.entry_mode(clone_url, sha, ignore) is not None
-    ):
+    context, dockerfile = posixpath.normpath(context), posixpath.normpath(dockerfile)
+    # One ls-tree of the context: it must be a directory, the Dockerfile a regular file
+    # in it, and no .dockerignore of its own.
+    modes = mirrors.entry_modes(clone_url, sha, context, [relative, ".dockerignore"])
+    if modes is None or modes.get(relative) not in _REGULAR or ".dockerignore" in modes:
         return None
     tar = scratch / "context.tar"
     with open(tar, "wb") as out:
@@ -73,7 +71,7 @@ def stream_context(
             # With a target stage the labels go on that stage as build-time labels.
             mirrors.archive_to(clone_url, sha, context, out)
             return StreamedContext(tar, relative, labels)
-        text = mirrors.read_file(clone_url, sha, posixpath.normpath(dockerfile))
+        text = mirrors.read_file(clone_url, sha, dockerfile)
         name = f".hookbuild-dockerfile-{secrets.token_hex(6)}"
         labelled = text.rstrip(b"\n") + f"\nLABEL {label_line(labels)}\n".encode()
         out.write(_member(name, labelled))

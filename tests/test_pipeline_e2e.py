@@ -295,6 +295,14 @@ COPY_ALL = "FROM hookbuild-test/busybox\nCOPY . /app/\n"
             id="streamed-from-git",
         ),
         pytest.param(
+            {"app/Dockerfile": COPY_ALL, "app/hello.txt": "hi\n", "other.txt": "no\n"},
+            "    dockerfile: app/Dockerfile\n    context: app\n",
+            "==> context from the mirror as a tar",
+            {"app/hello.txt", "app/Dockerfile"},
+            {"app/other.txt", "app/app/hello.txt"},
+            id="streamed-subdirectory-context",
+        ),
+        pytest.param(
             {
                 "Dockerfile": COPY_ALL,
                 "hello.txt": "hi\n",
