@@ -11,6 +11,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+def short_ref(ref: str) -> str:
+    """`refs/heads/main` -> `main`, `refs/tags/v1` -> `v1`; a short name stays as it is."""
+    return ref.split("/", 2)[-1] if ref.startswith("refs/") else ref
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     forge: str
@@ -43,7 +48,7 @@ class BuildPlan:
 
     @property
     def ref_name(self) -> str:
-        return self.ref.split("/", 2)[2] if self.ref.startswith("refs/") else self.ref
+        return short_ref(self.ref)
 
     def kind_of(self, tag: str) -> str:
         return self.tag_kinds.get(tag, "moving")

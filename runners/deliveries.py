@@ -10,7 +10,6 @@ from redis import Redis
 from runners.keys import PREFIX
 
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600
-_PENDING = "pending"
 
 
 class DeliveryLedger:
@@ -27,10 +26,13 @@ class DeliveryLedger:
 
         For forges that announce one tag twice (Gitea's push and create events).
         """
-        key = f"{self.prefix}:refclaim:{forge}:{repository}:{ref}:{sha}"
+        key = self._ref_key(forge, repository, ref, sha)
         if self.connection.set(key, "claimed", nx=True, ex=24 * 3600):
             return None
         return "an earlier delivery for the same tag and commit"
 
     def release_ref(self, forge: str, repository: str, ref: str, sha: str) -> None:
-        self.connection.delete(f"{self.prefix}:refclaim:{forge}:{repository}:{ref}:{sha}")
+        self.connection.delete(self._ref_key(forge, repository, ref, sha))
+
+    def _ref_key(self, forge: str, repository: str, ref: str, sha: str) -> str:
+        return f"{self.prefix}:refclaim:{forge}:{repository}:{ref}:{sha}"

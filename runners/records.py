@@ -22,6 +22,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
+from builder.plan import short_ref
 from runners import stats
 from runners.keys import PREFIX
 from runners.stats import observe
@@ -119,11 +120,6 @@ DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
 # A status filter on top of a ref filter reads the ref's index this far at most: a ref's
 # builds are few, and a page that comes up short says so rather than scanning on.
 MAX_FILTER_SCAN = 2000
-
-
-def short_ref(ref: str) -> str:
-    """`refs/heads/main` -> `main`, `refs/tags/v1` -> `v1`; a short name stays as it is."""
-    return ref.split("/", 2)[-1] if ref.startswith("refs/") else ref
 
 
 @dataclass(frozen=True)
