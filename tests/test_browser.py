@@ -6,7 +6,6 @@ Screenshots land in $HOOKBUILD_TEST_ARTIFACTS (default: test-artifacts/).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -22,11 +21,11 @@ from redis import Redis
 
 from builder.config import load_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
-from tests.conftest import GitRepo, MakeRepo, fixture_bytes
+from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, live_server
 from tests.signing import forge_headers
-from tests.workers import SECRET, WorkerProcess, write_config
+from tests.workers import SECRET, WorkerProcess, push_body, write_config
 from webhooks.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -93,10 +92,7 @@ def push(dashboard: Dashboard, dockerfile: str, delivery: str) -> str:
     """A commit, pushed, and the signed delivery GitHub sends for it; returns the build id."""
     sha = dashboard.repo.commit({"Dockerfile": dockerfile.format(marker=secrets.token_hex(8))})
     dashboard.repo.push("main")
-    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
-    payload.update(ref="refs/heads/main", after=sha, before="0" * 40)
-    payload["repository"].update(full_name=dashboard.repo.name, default_branch="main")
-    body = json.dumps(payload).encode()
+    body = push_body(dashboard.repo.name, "refs/heads/main", sha)
     response = httpx.post(
         f"{dashboard.url}/hooks/github",
         content=body,

@@ -18,11 +18,10 @@ from builder.config import load_config
 from runners import servicelog
 from runners.logstream import LogClient
 from runners.records import BuildStatus, BuildStore
-from tests.conftest import MakeRepo, fixture_bytes
+from tests.conftest import MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port, live_server, wait_until
-from tests.signing import forge_headers
-from tests.workers import SECRET, WorkerProcess, write_config
+from tests.workers import WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
 # Each test's build is new to the engine (the marker): a cached step would print nothing.
@@ -87,21 +86,12 @@ def running(
     worker = WorkerProcess(
         path, redis_url, docker_host, "w-follow", {"HOOKBUILD_LOG_FORMAT": "json"}
     )
-    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
-    payload.update(ref="refs/heads/main", after=sha, before="0" * 40)
-    payload["repository"].update(full_name=repo.name, default_branch="main")
-    body = json.dumps(payload).encode()
     server_log = io.StringIO()
     servicelog.configure("json", stream=server_log)
     try:
-        response = client.post(
-            "/hooks/github",
-            content=body,
-            headers=forge_headers("github", "push", body, SECRET, "f1"),
-        )
+        [build_id] = deliver(client, repo.name, "refs/heads/main", sha, "f1")
     finally:
         servicelog.configure("text")
-    [build_id] = response.json()["builds"]
     try:
         yield Following(client, build_id, repo.name, worker, server_log.getvalue())
     finally:

@@ -18,12 +18,17 @@ from tests.signing import forge_headers
 SECRET = "sched-secret"
 
 
-def deliver(client: TestClient, repository: str, ref: str, sha: str, delivery: str) -> list[str]:
-    """A signed GitHub push (the fixture's shape) of `sha` to `ref`; the builds it queued."""
+def push_body(repository: str, ref: str, sha: str) -> bytes:
+    """A GitHub push payload (the fixture's shape) of `sha` to `ref`, default branch main."""
     payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
     payload.update(ref=ref, after=sha, before="0" * 40)
     payload["repository"].update(full_name=repository, default_branch="main")
-    body = json.dumps(payload).encode()
+    return json.dumps(payload).encode()
+
+
+def deliver(client: TestClient, repository: str, ref: str, sha: str, delivery: str) -> list[str]:
+    """A signed GitHub push of `sha` to `ref`; the builds it queued."""
+    body = push_body(repository, ref, sha)
     response = client.post(
         "/hooks/github",
         content=body,
