@@ -137,17 +137,11 @@ class MirrorCache:
         env = _auth_environment(credentials)
         secrets = (credentials[1],) if credentials else ()
         with self._locked(path) as repo:
-            if self._has_commit(repo, sha):
+            commit = self._commit_info(repo, sha)
+            if commit is not None:
                 log(f"commit {sha[:12]} is already in the cached mirror: nothing to fetch")
-            else:
-                self._fetch(repo, clone_url, ref, sha, env, secrets, log)
-            commit = repo.commit(sha)
-            return CommitInfo(
-                sha=sha,
-                committed_at=datetime.fromtimestamp(commit.committed_date, UTC),
-                author=str(commit.author.name),
-                message=str(commit.message).strip(),
-            )
+                return commit
+            return self._fetch(repo, clone_url, ref, sha, env, secrets, log)
 
     def export(
         self,
@@ -192,9 +186,12 @@ class MirrorCache:
     def read_file(self, clone_url: str, sha: str, path: str) -> bytes:
         with self._locked(self.mirror_path(clone_url)) as repo:
             try:
-                data: bytes = repo.odb.stream(repo.tree(sha)[path].binsha).read()
-            except (KeyError, ValueError) as exc:
-                raise SourceError(f"{path} is not in commit {sha[:12]}") from exc
+                # One git call; GitPython's object database starts two for its first read.
+                data: bytes = repo.git.cat_file(
+                    "blob", f"{sha}:{path}", stdout_as_string=False, strip_newline_in_stdout=False
+                )
+            except git.GitCommandError as exc:
+                raise SourceError(f"{path} is not a file of commit {sha[:12]}") from exc
             return data
 
     def archive_to(self, clone_url: str, sha: str, subdir: str, out: BinaryIO) -> None:
@@ -209,12 +206,11 @@ class MirrorCache:
     def is_ancestor(self, clone_url: str, ancestor: str, descendant: str) -> bool | None:
         """Is `ancestor` in the history of `descendant`? None when the mirror lacks either."""
         with self._locked(self.mirror_path(clone_url)) as repo:
-            if not (self._has_commit(repo, ancestor) and self._has_commit(repo, descendant)):
-                return None
             try:
                 repo.git.merge_base("--is-ancestor", ancestor, descendant)
-            except git.GitCommandError:
-                return False
+            except git.GitCommandError as exc:
+                # 1: not an ancestor; anything else (128): a commit the mirror lacks.
+                return False if exc.status == 1 else None
             return True
 
     def changed_files(
@@ -276,6 +272,22 @@ class MirrorCache:
         return removed
 
     @staticmethod
+    def _commit_info(repo: git.Repo, sha: str) -> CommitInfo | None:
+        """The commit's date, author and message; None when the mirror lacks it. One git
+        call, where asking first and reading after took three."""
+        try:
+            shown = repo.git.show("-s", "--format=%ct%x00%an%x00%B", f"{sha}^{{commit}}", "--")
+        except git.GitCommandError:
+            return None
+        stamp, author, message = shown.split("\0", 2)
+        return CommitInfo(
+            sha=sha,
+            committed_at=datetime.fromtimestamp(int(stamp), UTC),
+            author=author,
+            message=message.strip(),
+        )
+
+    @staticmethod
     def _has_commit(repo: git.Repo, sha: str) -> bool:
         try:
             repo.git.cat_file("-e", f"{sha}^{{commit}}")
@@ -292,13 +304,15 @@ class MirrorCache:
         env: dict[str, str],
         secrets: tuple[str, ...],
         log: Callable[[str], None],
-    ) -> None:
+    ) -> CommitInfo:
         shown = redact(clone_url, secrets)
-        # The pushed ref first (cheap, and usually holds the commit); then the commit by id,
-        # for a ref that has moved on since; then every branch and tag.
+        # The commit by id first, kept under the pushed ref's name: with protocol v2 git
+        # then skips listing the server's refs, one round trip less (40 ms of 105 here).
+        # Then the pushed ref (a server that refuses unadvertised objects), then every
+        # branch and tag.
         attempts = [
+            [f"+{sha}:{ref}"],
             [f"+{ref}:{ref}"],
-            [sha],
             ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
         ]
         last_error: Exception | None = None
@@ -309,8 +323,10 @@ class MirrorCache:
             except git.GitCommandError as exc:
                 last_error = exc
                 continue
-            if self._has_commit(repo, sha):
-                return
+            last_error = None  # the server answered; only the commit may be missing
+            commit = self._commit_info(repo, sha)
+            if commit is not None:
+                return commit
         if last_error is not None and not self._reachable_error(last_error):
             raise from_git_error(last_error, f"fetching {shown}") from last_error
         raise SourceError(f"commit {sha} is not in {shown} (was it force-pushed away?)")
@@ -321,6 +337,7 @@ class MirrorCache:
         text = str(getattr(exc, "stderr", "") or "").lower()
         return (
             "not our ref" in text
+            or "unadvertised object" in text
             or "couldn't find remote ref" in text
             or "no such remote ref" in text
         )

@@ -54,11 +54,39 @@ def test_second_build_fetches_only_whats_new_and_a_rebuild_fetches_nothing(
 
     logs.clear()
     mirrors.export(repo.url, "refs/heads/main", second, tmp_path / "o2", log=logs.append)
-    assert logs == [f"fetching +refs/heads/main:refs/heads/main from {repo.url}"]
+    assert logs == [f"fetching +{second}:refs/heads/main from {repo.url}"]
     logs.clear()
     mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "o3", log=logs.append)
     assert logs == [f"commit {first[:12]} is already in the cached mirror: nothing to fetch"]
     assert len(list((tmp_path / "mirrors").glob("*.git"))) == 1
+
+
+def test_a_server_that_refuses_unadvertised_commits_is_fetched_by_ref(
+    make_repo: MakeRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit is asked for by id first; a protocol v0 server refuses an id that is no
+    branch tip, and the pushed ref is fetched instead."""
+    repo = make_repo()
+    older = repo.commit({"a.txt": "one\n"})
+    repo.commit({"a.txt": "two\n"})
+    repo.push("main")
+    for key, value in {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "protocol.version",
+        "GIT_CONFIG_VALUE_0": "0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    logs: list[str] = []
+
+    MirrorCache(tmp_path / "m").export(
+        repo.url, "refs/heads/main", older, tmp_path / "o", log=logs.append
+    )
+
+    assert (tmp_path / "o" / "a.txt").read_text() == "one\n"
+    assert logs == [
+        f"fetching +{older}:refs/heads/main from {repo.url}",
+        f"fetching +refs/heads/main:refs/heads/main from {repo.url}",
+    ]
 
 
 def test_unknown_commit_is_a_clear_error(make_repo: MakeRepo, tmp_path: Path) -> None:
@@ -144,3 +172,16 @@ def test_paths_inside_the_checkout_resolve(tmp_path: Path) -> None:
     (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
     paths = resolve_build_paths(tmp_path, "app", "app/Dockerfile")
     assert paths.context == tmp_path / "app" and paths.dockerfile == tmp_path / "app" / "Dockerfile"
+
+
+def test_ancestry_in_the_mirror(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo()
+    older = repo.commit({"a.txt": "one\n"})
+    newer = repo.commit({"a.txt": "two\n"})
+    repo.push("main")
+    mirrors = MirrorCache(tmp_path / "m")
+    mirrors.fetch(repo.url, "refs/heads/main", newer)
+
+    assert mirrors.is_ancestor(repo.url, older, newer) is True
+    assert mirrors.is_ancestor(repo.url, newer, older) is False
+    assert mirrors.is_ancestor(repo.url, "f" * 40, newer) is None  # not in the mirror
