@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -84,30 +85,58 @@ class Publisher:
         auth: RegistryAuth | None,
         say: LogSink,
     ) -> dict[str, str]:
-        """Push every tag that may move here; return `image:tag -> digest` of those pushed."""
-        digests: dict[str, str] = {}
-        for tag in tags:
-            self.engine.tag(me.image_id, plan.image, tag)
-        for tag in tags:
-            kind = plan.kind_of(tag)
-            if self.ledger is None or kind == TagKind.PINNED:
-                digests[f"{plan.image}:{tag}"] = self._push(plan, tag, auth, say)
-                continue
-            with self.ledger.hold(plan.image, tag):
-                holder = self.ledger.current(plan.image, tag)
-                if kind == TagKind.RELEASE:
-                    self._check_release(plan, tag, me.image_id)
-                elif holder is not None and not is_newer(me, holder, self.is_ancestor):
-                    say(
-                        f"==> leaving {plan.image}:{tag} where it is: it points at a newer "
-                        f"commit ({holder.sha[:7]}, build {holder.build_id}); "
-                        "tags only move forward"
-                    )
-                    continue
-                digest = self._push(plan, tag, auth, say)
-                digests[f"{plan.image}:{tag}"] = digest
-                self.ledger.record(plan.image, tag, _with_digest(me, digest))
-        return digests
+        """Push every tag that may move here; return `image:tag -> digest` of those pushed.
+
+        The first push uploads the layers, its lines streaming as they come. The other tags
+        then only add a manifest each, and go at once; their lines follow whole, in order.
+        Not all at once from the start: two pushes uploading the same blob make the
+        Distribution registry's filesystem storage answer 500 (seen in the tests)."""
+        first, *others = tags
+        digests = [self._publish_one(plan, first, me, auth, say)]
+        if others:
+            later_lines: dict[str, list[str]] = {tag: [] for tag in others}
+            with ThreadPoolExecutor(max_workers=len(others), thread_name_prefix="push") as pool:
+                futures = [
+                    pool.submit(self._publish_one, plan, tag, me, auth, later_lines[tag].append)
+                    for tag in others
+                ]
+                wait(futures)  # every push ends before the build does, failed or not
+            for lines in later_lines.values():
+                for line in lines:
+                    say(line)
+            for future in futures:
+                error = future.exception()
+                if error is not None:
+                    raise error
+            digests.extend(future.result() for future in futures)
+        return {
+            f"{plan.image}:{tag}": digest
+            for tag, digest in zip(tags, digests, strict=True)
+            if digest is not None
+        }
+
+    def _publish_one(
+        self, plan: BuildPlan, tag: str, me: TagHolder, auth: RegistryAuth | None, say: LogSink
+    ) -> str | None:
+        """Tag and push one tag, if its kind lets it move here; its digest, or None."""
+        self.engine.tag(me.image_id, plan.image, tag)
+        kind = plan.kind_of(tag)
+        if self.ledger is None or kind == TagKind.PINNED:
+            return self._push(plan, tag, auth, say)
+        with self.ledger.hold(plan.image, tag):
+            holder = self.ledger.current(plan.image, tag)
+            if kind == TagKind.RELEASE:
+                self._check_release(plan, tag, me.image_id)
+            elif holder is not None and not is_newer(me, holder, self.is_ancestor):
+                say(
+                    f"==> leaving {plan.image}:{tag} where it is: it points at a newer "
+                    f"commit ({holder.sha[:7]}, build {holder.build_id}); "
+                    "tags only move forward"
+                )
+                return None
+            digest = self._push(plan, tag, auth, say)
+            self.ledger.record(plan.image, tag, _with_digest(me, digest))
+            return digest
 
     def _push(self, plan: BuildPlan, tag: str, auth: RegistryAuth | None, say: LogSink) -> str:
         say(f"==> pushing {plan.image}:{tag}")

@@ -79,6 +79,47 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     assert [b["id"] for b in client.get("/api/builds").json()["builds"]] == [build_id]
 
 
+def test_many_tags_are_pushed_together_and_logged_one_after_another(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """The first tag's push uploads the layers; the other three go at once, and the log
+    still shows each push whole, in the rule's order."""
+    repo = make_repo("acme/web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "many tags\n"})
+    repo.push("main")
+    tags = ["latest", sha[:7], "main", "edge"]
+    config = make_config(
+        tmp_path / "state",
+        registry.host,
+        image_path="e2e/many",
+        rules='      - branch: main\n        tags: [latest, "{short_sha}", "{branch}", edge]\n',
+    )
+    client = TestClient(create_app(config, redis))
+    status, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-many"
+    )
+    assert status == 202, answer
+    [build_id] = answer["builds"]
+
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(build_id)
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record
+    assert registry.tags("e2e/many") == sorted(tags)
+    assert {registry.digest("e2e/many", tag) for tag in tags} == {record.digest}
+    log = BuildStore(redis).log_lines(build_id)
+    image = f"{registry.host}/e2e/many"
+    starts = [log.index(f"==> pushing {image}:{tag}") for tag in tags]
+    ends = [log.index(f"==> pushed {image}:{tag} {record.digest}") for tag in tags]
+    assert starts == sorted(starts) and ends == sorted(ends), log
+    for start, end, next_start in zip(starts, ends, [*starts[1:], len(log)], strict=True):
+        assert start < end < next_start, log  # no push's lines inside another's
+
+
 def test_same_delivery_twice_builds_once(
     redis: Redis,
     docker_host: str,
