@@ -2,15 +2,23 @@
 (`git clone --depth 1 && docker build && docker tag && docker push` per tag) on the same
 commit; then a second commit that changes one source file.
 
-Each side has its own Docker engine, so neither borrows the other's layer cache.
-Run: .venv/bin/python -m bench.e2e
+A second baseline, the same script with one `docker build --label`, builds as many steps
+as hookbuild does, and so shows hookbuild's own cost apart from the label step's: the
+legacy builder makes labels a step of their own, a container create and commit (~0.1 s
+here; one step per `--label`, hence hookbuild's one LABEL line for all of its labels).
+Each of the three has its own Docker engine, so none borrows another's layer cache.
+Run: .venv/bin/python -m bench.e2e [--small-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx2 as httpx
 
@@ -25,7 +33,7 @@ RUN cat /src/* | sha256sum > /src.sum
 """
 
 
-NEXT_COMMITS = 5
+NEXT_COMMITS = 11
 BIG_DOCKERFILE = """FROM hookbuild-test/busybox
 COPY src/ /src/
 RUN du -s /src > /size
@@ -38,110 +46,143 @@ def settle() -> None:
     time.sleep(0.5)
 
 
+@dataclass(frozen=True)
+class Row:
+    label: str
+    plain: float
+    plain_labelled: float
+    hookbuild: float
+    build: float  # the build's own duration in its record
+
+
 def run_case(
-    b: Bench, name: str, files: dict[str, str], change: dict[str, str], worker: str
-) -> tuple[list[tuple[str, float, float, float]], list[tuple[str, list[str]]]]:
-    """Cold, then NEXT_COMMITS further commits of `change` (each a new content), the
-    median of those reported: (label, plain, hookbuild, build) rows."""
-    baseline_engine, _ = b.docker_hosts
+    b: Bench, name: str, files: dict[str, str], change: dict[str, str]
+) -> tuple[list[Row], list[tuple[str, list[str]]]]:
+    """Cold, then NEXT_COMMITS further commits of `change` (each a new content): the cold
+    row and each next commit's."""
+    plain_engine, hookbuild_engine, labelled_engine = b.docker_hosts
     repo = b.repo(f"bench/{name}")
     first = repo.commit(files)
     config = b.config([(repo, '      - {branch: main, tags: [latest, "{short_sha}"]}\n')])
     base = b.serve(config)
-    b.worker(config, worker, f"bench-worker-{name}")
+    b.worker(config, hookbuild_engine, f"bench-worker-{name}")
     time.sleep(1.5)  # the worker is up and waiting, as in service
     rows = []
     phases: list[tuple[str, list[str]]] = []
     later = [("next commit, one file changed", None)] * NEXT_COMMITS
     image = f"{b.registry.host}/bench/plain-{name}"
+    labelled = f"{b.registry.host}/bench/plain-labelled-{name}"
     for index, (label, sha) in enumerate([("cold", first), *later]):
         if sha is None:
             sha = repo.commit({path: f"{text}{index}\n" for path, text in change.items()})
+        tags = ["latest", sha[:7]]
 
-        def run_plain(sha: str = sha) -> float:
-            return plain_script(baseline_engine, repo.url, image, ["latest", sha[:7]], b.root)
+        def run_plain(tags: list[str] = tags) -> float:
+            return plain_script(plain_engine, repo.url, image, tags, b.root)
 
-        def run_hookbuild(sha: str = sha) -> dict:  # type: ignore[type-arg]
+        def run_plain_labelled(tags: list[str] = tags, sha: str = sha) -> float:
+            # One label: the engine makes each `--label` a step of its own, and hookbuild
+            # puts all of its labels in one.
+            labels = {"org.opencontainers.image.revision": sha}
+            return plain_script(labelled_engine, repo.url, labelled, tags, b.root, labels)
+
+        def run_hookbuild(sha: str = sha) -> dict[str, Any]:
             sent = time.time()
             response = deliver(base, repo.name, "refs/heads/main", sha, f"e2e-{sha}")
-            record = wait_for_build(base, response.json()["builds"][0])
+            record: dict[str, Any] = wait_for_build(base, response.json()["builds"][0])
             # Until the record says finished (every tag pushed), on this machine's clock: the
             # bench's polling for the record would add up to its interval otherwise.
             record["elapsed"] = record["finished_at"] - sent
             return record
 
-        # Each side starts with the disk quiet (the other's writes flushed), and they take
-        # turns going first: whichever ran second paid for the first one's writeback.
-        if index % 2 == 0:
+        # Each run starts with the disk quiet (the last one's writes flushed), and the runs
+        # take turns going first: whichever ran after another paid for its writeback.
+        runs: list[Callable[[], Any]] = [run_plain, run_plain_labelled, run_hookbuild]
+        order = runs[index % 3 :] + runs[: index % 3]
+        results: dict[str, Any] = {}
+        for run in order:
             settle()
-            plain = run_plain()
-            settle()
-            record = run_hookbuild()
-        else:
-            settle()
-            record = run_hookbuild()
-            settle()
-            plain = run_plain()
+            results[run.__name__] = run()
+        record = results["run_hookbuild"]
         assert record["status"] == "succeeded", record
-        assert {"latest", sha[:7]} <= set(b.registry.tags(f"bench/{name}"))
-        rows.append((label, plain, record["elapsed"], record["duration"]))
+        assert set(tags) <= set(b.registry.tags(f"bench/{name}"))
+        row = Row(
+            label,
+            results["run_plain"],
+            results["run_plain_labelled"],
+            record["elapsed"],
+            record["duration"],
+        )
+        rows.append(row)
+        print(
+            f"  {name} {label}: plain {row.plain:.2f}s, plain labelled {row.plain_labelled:.2f}s,"
+            f" hookbuild {row.hookbuild:.2f}s ({order[0].__name__[4:]} first)",
+            flush=True,
+        )
         log = httpx.get(f"{base}/api/builds/{record['id']}/log", timeout=10).text.splitlines()
         phases.append((label, [line for line in log if line.startswith(PHASES)]))
     b.stop_processes()
-    cold, nexts = rows[0], rows[1:]
-    middle = sorted(nexts, key=lambda row: row[2] / row[1])[len(nexts) // 2]
-    label = f"next commit (median of {len(nexts)})"
-    return [cold, (label, *middle[1:])], phases[:2]
+    return rows, phases[:2]
 
 
-def report(title: str, rows: list[tuple[str, float, float, float]]) -> None:
+def report(title: str, rows: list[Row]) -> None:
+    """The cold row, then the next commits' medians: each column's, and each ratio's over
+    the runs (a run's sides ran back to back, so their ratio is steadier than the columns)."""
     print(title)
-    print(f"{'case':<34}{'plain script':>14}{'hookbuild':>12}{'ratio':>8}{'build only':>12}")
-    for label, plain, hookbuild, duration in rows:
+    print(
+        f"{'case':<30}{'plain':>8}{'labelled':>10}{'hookbuild':>11}"
+        f"{'ratio':>7}{'to labelled':>13}{'build only':>12}"
+    )
+    cold, nexts = rows[0], rows[1:]
+
+    def line(label: str, rs: list[Row]) -> None:
+        def mid(values: list[float]) -> float:
+            return statistics.median(values)
+
         print(
-            f"{label:<34}{plain:>14.2f}{hookbuild:>12.2f}{hookbuild / plain:>8.2f}{duration:>12.2f}"
+            f"{label:<30}{mid([r.plain for r in rs]):>8.2f}"
+            f"{mid([r.plain_labelled for r in rs]):>10.2f}{mid([r.hookbuild for r in rs]):>11.2f}"
+            f"{mid([r.hookbuild / r.plain for r in rs]):>7.2f}"
+            f"{mid([r.hookbuild / r.plain_labelled for r in rs]):>13.2f}"
+            f"{mid([r.build for r in rs]):>12.2f}"
         )
+
+    line("cold", [cold])
+    if nexts:
+        line(f"next commit (median of {len(nexts)})", nexts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--small-only", action="store_true", help="skip the 3,000-file repository")
     args = parser.parse_args()
-    big_rows: list[tuple[str, float, float, float]] = []
+    big_rows: list[Row] = []
     big_phases: list[tuple[str, list[str]]] = []
-    with bench(engines=2) as b:
-        _, hookbuild_engine = b.docker_hosts
+    with bench(engines=3) as b:
         sources = {f"src/file{i}.txt": f"content {i}\n" * 200 for i in range(20)}
         rows, phases = run_case(
-            b,
-            "e2e",
-            {"Dockerfile": DOCKERFILE, **sources},
-            {"src/file7.txt": "changed\n"},
-            hookbuild_engine,
+            b, "e2e", {"Dockerfile": DOCKERFILE, **sources}, {"src/file7.txt": "changed\n"}
         )
         # A larger source tree (3,000 files, 12 MB): the clone the plain script makes every
         # time is what the cached mirror saves.
-        if args.small_only:
-            big = {}
-        else:
+        if not args.small_only:
             big = {f"src/d{i // 100}/f{i}.txt": f"{i} {'x' * 64}\n" * 64 for i in range(3000)}
             repo_files = {"Dockerfile": BIG_DOCKERFILE, **big}
-            big_rows, big_phases = run_case(
-                b, "big", repo_files, {"src/d7/f700.txt": "changed\n"}, hookbuild_engine
-            )
+            big_rows, big_phases = run_case(b, "big", repo_files, {"src/d7/f700.txt": "changed\n"})
 
     report("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds", rows)
     for label, lines in phases:
         print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
-    cold, warm = rows[0][3], rows[1][3]
+    cold_build = rows[0].build
+    warm_build = statistics.median(row.build for row in rows[1:])
     print(
-        f"incremental: second-commit build {warm:.2f}s / cold build {cold:.2f}s = {warm / cold:.2f}"
+        f"incremental: second-commit build {warm_build:.2f}s / cold build {cold_build:.2f}s"
+        f" = {warm_build / cold_build:.2f}"
     )
-    if not big_rows:
-        return
-    report("the same for a 3,000-file, 12 MB source tree", big_rows)
-    for label, lines in big_phases:
-        print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
+    if big_rows:
+        report("the same for a 3,000-file, 12 MB source tree", big_rows)
+        for label, lines in big_phases:
+            print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
 
 
 if __name__ == "__main__":

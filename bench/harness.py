@@ -218,7 +218,7 @@ def bench(engines: int = 1) -> Iterator[Bench]:
         stack.callback(redis.stop)
         registry, registry_port = services.start_registry(short / "registry")
         stack.callback(registry.stop)
-        hosts = []
+        hosts: list[str] = []
         for index in range(engines):
             engine, host = services.start_dockerd(short / f"d{index}")
             stack.callback(engine.stop, 30)
@@ -237,9 +237,15 @@ def bench(engines: int = 1) -> Iterator[Bench]:
 
 
 def plain_script(
-    docker_host: str, clone_url: str, image: str, tags: list[str], workdir: Path
+    docker_host: str,
+    clone_url: str,
+    image: str,
+    tags: list[str],
+    workdir: Path,
+    labels: dict[str, str] | None = None,
 ) -> float:
-    """The baseline: git clone --depth 1 && docker build && docker tag && docker push (each tag)."""
+    """The baseline: git clone --depth 1 && docker build && docker tag && docker push (each
+    tag). With `labels`, `docker build --label` for each, as hookbuild labels its images."""
     env = {**ENV_BASE, "DOCKER_HOST": docker_host}
     target = workdir / f"clone-{time.monotonic_ns()}"
     started = time.monotonic()
@@ -247,7 +253,15 @@ def plain_script(
         ["git", "clone", "-q", "--depth", "1", clone_url, str(target)], env=env, check=True
     )
     subprocess.run(
-        ["docker", "build", "-q", "-t", f"{image}:{tags[0]}", str(target)],
+        [
+            "docker",
+            "build",
+            "-q",
+            *(f"--label={key}={value}" for key, value in (labels or {}).items()),
+            "-t",
+            f"{image}:{tags[0]}",
+            str(target),
+        ],
         env=env,
         check=True,
         capture_output=True,
