@@ -23,6 +23,7 @@ from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger
 from builder.redact import redact
+from builder.registry import RegistryTagger, RetagFailed
 from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
 from builder.streamcontext import stream_context
@@ -160,7 +161,11 @@ class Pipeline:
             )
             clock = time.monotonic()
             publisher = Publisher(
-                self.engine, self.ledger, self._ancestry(plan.clone_url), self._retrying
+                self.engine,
+                self.ledger,
+                self._ancestry(plan.clone_url),
+                self._retrying,
+                self._registry_tagger(plan.image, auth),
             )
             publisher.check_releases(plan, tags, image_id)
             me = TagHolder(
@@ -245,6 +250,13 @@ class Pipeline:
 
     def _ancestry(self, clone_url: str) -> Callable[[str, str], bool | None]:
         return lambda a, b: self.mirrors.is_ancestor(clone_url, a, b)
+
+    def _registry_tagger(self, image: str, auth: RegistryAuth | None) -> RegistryTagger | None:
+        registry = self.config.registry_for(image)
+        try:
+            return RegistryTagger(image, auth, registry.insecure if registry else None)
+        except RetagFailed:
+            return None  # no registry host in the name: every tag goes through the engine
 
     def _registry_auth(self, image: str) -> RegistryAuth | None:
         registry = self.config.registry_for(image)

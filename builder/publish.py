@@ -16,6 +16,7 @@ from typing import Protocol
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError
 from builder.plan import BuildPlan
+from builder.registry import RegistryTagger, RetagFailed
 from builder.tagkinds import TagKind
 from builder.tagorder import Ancestry, TagHolder, is_newer
 
@@ -53,11 +54,15 @@ class Publisher:
         ledger: TagLedger | None,
         is_ancestor: Ancestry,
         retrying: Retrying = _once,
+        tagger: RegistryTagger | None = None,
     ) -> None:
+        """`tagger`: tags the image inside its registry once a push has put it there;
+        None pushes every tag through the engine."""
         self.engine = engine
         self.ledger = ledger
         self.is_ancestor = is_ancestor
         self.retrying = retrying
+        self.tagger = tagger
 
     def check_releases(self, plan: BuildPlan, tags: tuple[str, ...], image_id: str) -> None:
         """Refuse before anything is pushed, so a refused build changes nothing."""
@@ -87,42 +92,53 @@ class Publisher:
     ) -> dict[str, str]:
         """Push every tag that may move here; return `image:tag -> digest` of those pushed.
 
-        The first push uploads the layers, its lines streaming as they come. The other tags
-        then only add a manifest each, and go at once; their lines follow whole, in order.
-        Not all at once from the start: two pushes uploading the same blob make the
-        Distribution registry's filesystem storage answer 500 (seen in the tests)."""
-        first, *others = tags
-        digests = [self._publish_one(plan, first, me, auth, say)]
-        if others:
-            later_lines: dict[str, list[str]] = {tag: [] for tag in others}
-            with ThreadPoolExecutor(max_workers=len(others), thread_name_prefix="push") as pool:
-                futures = [
-                    pool.submit(self._publish_one, plan, tag, me, auth, later_lines[tag].append)
-                    for tag in others
-                ]
-                wait(futures)  # every push ends before the build does, failed or not
+        Tags go one after another until a push has put the layers in the registry, its
+        lines streaming as they come. The other tags then only add a manifest each: they go
+        at once, each put in the registry under its tag (builder.registry) or, where that
+        does not work, pushed by the engine; their lines follow whole, in order. Not all at
+        once from the start: two pushes uploading the same blob make the Distribution
+        registry's filesystem storage answer 500 (seen in the tests)."""
+        digests: dict[str, str | None] = {}
+        pending = list(tags)
+        while pending and not any(digests.values()):
+            tag = pending.pop(0)
+            digests[tag] = self._publish_one(plan, tag, me, auth, say, None)
+        uploaded = next((digest for digest in digests.values() if digest), None)
+        if pending:
+            later_lines: dict[str, list[str]] = {tag: [] for tag in pending}
+            with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix="push") as pool:
+                futures = {
+                    tag: pool.submit(
+                        self._publish_one, plan, tag, me, auth, later_lines[tag].append, uploaded
+                    )
+                    for tag in pending
+                }
+                wait(futures.values())  # every push ends before the build does, failed or not
             for lines in later_lines.values():
                 for line in lines:
                     say(line)
-            for future in futures:
+            for future in futures.values():
                 error = future.exception()
                 if error is not None:
                     raise error
-            digests.extend(future.result() for future in futures)
-        return {
-            f"{plan.image}:{tag}": digest
-            for tag, digest in zip(tags, digests, strict=True)
-            if digest is not None
-        }
+            digests.update((tag, future.result()) for tag, future in futures.items())
+        return {f"{plan.image}:{tag}": digest for tag in tags if (digest := digests.get(tag))}
 
     def _publish_one(
-        self, plan: BuildPlan, tag: str, me: TagHolder, auth: RegistryAuth | None, say: LogSink
+        self,
+        plan: BuildPlan,
+        tag: str,
+        me: TagHolder,
+        auth: RegistryAuth | None,
+        say: LogSink,
+        uploaded: str | None,
     ) -> str | None:
-        """Tag and push one tag, if its kind lets it move here; its digest, or None."""
+        """Tag and push one tag, if its kind lets it move here; its digest, or None.
+        `uploaded`: the digest of this image already in the registry, if one is."""
         self.engine.tag(me.image_id, plan.image, tag)
         kind = plan.kind_of(tag)
         if self.ledger is None or kind == TagKind.PINNED:
-            return self._push(plan, tag, auth, say)
+            return self._push(plan, tag, auth, say, uploaded)
         with self.ledger.hold(plan.image, tag):
             holder = self.ledger.current(plan.image, tag)
             if kind == TagKind.RELEASE:
@@ -134,15 +150,32 @@ class Publisher:
                     "tags only move forward"
                 )
                 return None
-            digest = self._push(plan, tag, auth, say)
+            digest = self._push(plan, tag, auth, say, uploaded)
             self.ledger.record(plan.image, tag, _with_digest(me, digest))
             return digest
 
-    def _push(self, plan: BuildPlan, tag: str, auth: RegistryAuth | None, say: LogSink) -> str:
+    def _push(
+        self,
+        plan: BuildPlan,
+        tag: str,
+        auth: RegistryAuth | None,
+        say: LogSink,
+        uploaded: str | None,
+    ) -> str:
         say(f"==> pushing {plan.image}:{tag}")
-        digest = self.retrying(
-            lambda: self.engine.push(plan.image, tag, auth, say), f"pushing {plan.image}:{tag}", say
-        )
+        digest = None
+        if uploaded is not None and self.tagger is not None:
+            try:
+                digest = self.tagger.tag(uploaded, tag)
+                say(f"{tag}: manifest {uploaded} put under this tag; its layers are there")
+            except RetagFailed as exc:
+                say(f"{tag}: not tagged in the registry ({exc}); pushing through the engine")
+        if digest is None:
+            digest = self.retrying(
+                lambda: self.engine.push(plan.image, tag, auth, say),
+                f"pushing {plan.image}:{tag}",
+                say,
+            )
         say(f"==> pushed {plan.image}:{tag} {digest}")
         return digest
 

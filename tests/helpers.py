@@ -28,6 +28,7 @@ def make_config(
     registry_auth: tuple[str, str] | None = None,
     extra_repo: str = "",
     environ: dict[str, str] | None = None,
+    insecure: bool = True,
 ) -> Config:
     auth = ""
     if registry_auth:
@@ -36,7 +37,7 @@ def make_config(
         f"state_dir: {state_dir}\n"
         "retries: {backoff_seconds: 0.1}\n"
         "registries:\n"
-        f"  - host: {registry_host}\n{auth}    insecure: true\n"
+        f"  - host: {registry_host}\n{auth}    insecure: {str(insecure).lower()}\n"
         "repositories:\n"
         f"  - name: {repository}\n"
         "    forge: github\n"

@@ -118,6 +118,8 @@ def test_many_tags_are_pushed_together_and_logged_one_after_another(
     assert starts == sorted(starts) and ends == sorted(ends), log
     for start, end, next_start in zip(starts, ends, [*starts[1:], len(log)], strict=True):
         assert start < end < next_start, log  # no push's lines inside another's
+    for tag in tags[1:]:  # the layers were there: each put by hookbuild in the registry
+        assert f"{tag}: manifest {record.digest} put under this tag; its layers are there" in log
 
 
 def test_same_delivery_twice_builds_once(
@@ -220,7 +222,45 @@ def test_push_to_registry_with_htpasswd_auth(
     assert record is not None
     assert record.status is BuildStatus.SUCCEEDED, record.error
     assert auth_registry.tags("auth/web") == sorted(["latest", sha[:7]])
-    assert REGISTRY_USER[1] not in "\n".join(BuildStore(redis).log_lines(record.id))
+    assert auth_registry.digest("auth/web", sha[:7]) == record.digest
+    log = BuildStore(redis).log_lines(record.id)
+    assert REGISTRY_USER[1] not in "\n".join(log)
+    # The second tag was put by hookbuild itself, with the registry's Basic auth.
+    assert f"{sha[:7]}: manifest {record.digest} put under this tag; its layers are there" in log
+
+
+def test_tags_after_the_first_fall_back_to_the_engine_when_the_registry_cannot_be_asked(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """The config says https; the registry speaks http (the engine pushes to 127.0.0.1
+    over http anyway): the tag hookbuild cannot put itself is pushed by the engine."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "fallback\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", registry.host, image_path="fallback/web", insecure=False
+    )
+    client = TestClient(create_app(config, redis))
+    _, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-fallback"
+    )
+
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(answer["builds"][0])
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record
+    assert registry.tags("fallback/web") == sorted(["latest", sha[:7]])
+    assert registry.digest("fallback/web", sha[:7]) == record.digest
+    log = BuildStore(redis).log_lines(record.id)
+    assert any(
+        line.startswith(f"{sha[:7]}: not tagged in the registry (GET manifests/")
+        and line.endswith("); pushing through the engine")
+        for line in log
+    ), log
 
 
 def test_wrong_registry_password_fails_with_a_clear_error(
