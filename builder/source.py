@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import os
 import re
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -142,6 +144,40 @@ class MirrorCache:
                 log(f"commit {sha[:12]} is already in the cached mirror: nothing to fetch")
                 return commit
             return self._fetch(repo, clone_url, ref, sha, env, secrets, log)
+
+    def start_fetch(
+        self,
+        clone_url: str,
+        ref: str,
+        sha: str,
+        credentials: tuple[str, str] | None = None,
+        timeout_seconds: int = 300,
+    ) -> subprocess.Popen[bytes] | None:
+        """Start fetching `sha` into the mirror in the background: a git process that holds
+        the mirror's lock while it runs (util-linux's `flock`), so a `fetch` in any process
+        waits for it, then finds the commit there. Best effort, bounded by coreutils'
+        `timeout`. None where nothing was started: no mirror yet (a first clone stays the
+        build's own, in its log) or no `flock` on this machine."""
+        path = self.mirror_path(clone_url)
+        if not _SHA.match(sha) or not (path / "HEAD").exists() or shutil.which("flock") is None:
+            return None
+        command = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--force"]
+        return subprocess.Popen(
+            [
+                "flock",
+                str(path.with_suffix(".lock")),
+                "timeout",
+                str(timeout_seconds),
+                *command,
+                clone_url,
+                f"+{sha}:{ref}",
+            ],
+            env={**os.environ, **_auth_environment(credentials)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: flock, timeout and git stop as one
+        )
 
     def export(
         self,

@@ -16,6 +16,7 @@ from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
+from runners import prefetch
 from runners.buildlog import BuildLogWriter
 from runners.context import WorkerContext, current, has_context
 from runners.queue import BuildQueue
@@ -132,6 +133,8 @@ def _run(
     log: BuildLogWriter,
 ) -> dict[str, Any]:
     log(f"==> build {build_id} of {plan.repository} {plan.ref} at {plan.sha} on {context.name}")
+    if prefetch.started(build_id):
+        log("==> the worker began fetching this commit as it took the build")
     started = time.monotonic()
     engine: DockerEngine | None = None
     try:

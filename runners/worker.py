@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +14,12 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
+from rq.worker.base import BaseWorker
 
 from builder.config import Config
+from runners import prefetch
 from runners.children import die_with_parent
-from runners.context import WorkerContext, install
+from runners.context import WorkerContext, current, install
 from runners.queue import QUEUE_NAME
 from runners.reaper import Reaper
 from runners.records import BuildStatus, BuildStore
@@ -26,36 +29,42 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}.{os.getpid()}"
 
 
-def _announce(connection: Redis, build_id: str, worker: str) -> None:
-    """The build's first log line, written the moment a worker takes it: before the work
-    horse is forked and the job prepared, which take a good part of 100 ms here, the user
-    following the log already sees who has the build (bench/first_log.py)."""
-    store = BuildStore(connection)
+def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[bytes] | None:
+    """What a worker does the moment it takes a build, before the work horse is forked and
+    the job prepared (a good part of 100 ms here): the build's first log line, so the user
+    following it sees who has it (bench/first_log.py), and the start of the commit's fetch
+    (runners/prefetch.py). Returns that fetch's process, for `prefetch.finish`."""
     with contextlib.suppress(RedisError):
-        if store.status(build_id) is BuildStatus.QUEUED:
-            store.append_log(build_id, [f"==> taken by worker {worker}"])
+        record = BuildStore(connection).get(build_id)
+        if record is not None and record.status is BuildStatus.QUEUED:
+            BuildStore(connection).append_log(build_id, [f"==> taken by worker {worker}"])
+            return prefetch.start(current(), record)
+    return None
 
 
-class BuildWorker(Worker):
+class _TakesBuilds(BaseWorker):
+    """Both worker classes' first steps with a build (`_take`), and the fetch's end."""
+
+    def execute_job(self, job: Job, queue: Queue) -> Any:
+        fetch = _take(self.connection, job.id, self.name)
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            prefetch.finish(job.id, fetch)
+
+
+class BuildWorker(_TakesBuilds, Worker):
     """RQ's forking worker, whose work horse dies with it: a worker killed with SIGKILL
     takes its build with it, and the engine then cancels the build and removes its
     container, instead of a build running on unwatched."""
-
-    def execute_job(self, job: Job, queue: Queue) -> Any:
-        _announce(self.connection, job.id, self.name)
-        return super().execute_job(job, queue)
 
     def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
         die_with_parent(signal.SIGKILL)
         super().main_work_horse(*args, **kwargs)
 
 
-class InProcessBuildWorker(SimpleWorker):
-    """Jobs run in this process (tests, `in_process=True`); the same first line."""
-
-    def execute_job(self, job: Job, queue: Queue) -> Any:
-        _announce(self.connection, job.id, self.name)
-        return super().execute_job(job, queue)
+class InProcessBuildWorker(_TakesBuilds, SimpleWorker):
+    """Jobs run in this process (tests, `in_process=True`)."""
 
 
 def run_worker(

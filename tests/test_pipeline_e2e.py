@@ -122,6 +122,36 @@ def test_many_tags_are_pushed_together_and_logged_one_after_another(
         assert f"{tag}: manifest {record.digest} put under this tag; its layers are there" in log
 
 
+def test_the_worker_starts_fetching_as_it_takes_a_build(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """Once a repository has its mirror, the worker starts the fetch before the job is
+    set up; the pipeline finds the commit there and builds exactly it."""
+    repo = make_repo("acme/web")
+    config = make_config(tmp_path / "state", registry.host, image_path="e2e/prefetch")
+    client = TestClient(create_app(config, redis))
+    build_ids = []
+    for text in ("first\n", "second\n"):
+        sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": text})
+        repo.push("main")
+        _, answer = post_github_push(
+            client, "acme/web", "refs/heads/main", sha, repo.url, delivery=f"d-{sha}"
+        )
+        build_ids.append(answer["builds"][0])
+        work(config, redis, docker_host)
+
+    first_log, second_log = (BuildStore(redis).log_lines(i) for i in build_ids)
+    began = "==> the worker began fetching this commit as it took the build"
+    assert began not in first_log  # no mirror yet: the first clone is the build's own
+    assert began in second_log
+    assert f"commit {sha[:12]} is already in the cached mirror: nothing to fetch" in second_log
+    assert registry.read_file("e2e/prefetch", sha[:7], "/commit.txt") == "second\n"
+
+
 def test_same_delivery_twice_builds_once(
     redis: Redis,
     docker_host: str,

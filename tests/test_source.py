@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,40 @@ def test_ancestry_in_the_mirror(make_repo: MakeRepo, tmp_path: Path) -> None:
     assert mirrors.is_ancestor(repo.url, older, newer) is True
     assert mirrors.is_ancestor(repo.url, newer, older) is False
     assert mirrors.is_ancestor(repo.url, "f" * 40, newer) is None  # not in the mirror
+
+
+def test_a_background_fetch_holds_the_mirror_until_the_commit_is_there(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """What a worker starts as it takes a build: the build's own fetch, in this or another
+    process, waits for it and finds the commit, with nothing more to fetch."""
+    repo = make_repo()
+    first = repo.commit({"a.txt": "one\n"})
+    repo.push("main")
+    mirrors = MirrorCache(tmp_path / "mirrors")
+    assert mirrors.start_fetch(repo.url, "refs/heads/main", first) is None  # no mirror yet
+    mirrors.fetch(repo.url, "refs/heads/main", first)
+    second = repo.commit({"a.txt": "two\n"})
+    repo.push("main")
+
+    process = mirrors.start_fetch(repo.url, "refs/heads/main", second)
+    assert process is not None
+    lock = mirrors.mirror_path(repo.url).with_suffix(".lock")
+    held = False
+    deadline = time.monotonic() + 5
+    while not held and process.poll() is None and time.monotonic() < deadline:
+        with open(lock) as probe:  # until the background git holds the mirror's lock
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(probe, fcntl.LOCK_UN)
+            except BlockingIOError:
+                held = True
+        time.sleep(0.001)
+    assert held  # a fetch takes ~60 ms here: the probe sees the lock taken
+    logs: list[str] = []
+
+    commit = mirrors.fetch(repo.url, "refs/heads/main", second, log=logs.append)
+
+    assert commit.sha == second
+    assert logs == [f"commit {second[:12]} is already in the cached mirror: nothing to fetch"]
+    assert process.wait(timeout=10) == 0
