@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from builder.config import Config
 from runners.queue import QUEUE_NAME
-from runners.records import BuildStatus, BuildStore
+from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests.conftest import REGISTRY_USER, MakeRepo, git
 from tests.helpers import DOCKERFILE, make_config, post_github_push
@@ -27,6 +27,23 @@ def work(config: Config, redis: Redis, docker_host: str) -> None:
     run_worker(
         config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker"
     )
+
+
+def push_and_build(
+    redis: Redis, docker_host: str, config: Config, clone_url: str, sha: str, delivery: str
+) -> tuple[BuildRecord, list[str]]:
+    """A signed push of `sha` to main, a worker until the queue is empty: the build's
+    record and its log."""
+    client = TestClient(create_app(config, redis))
+    status, answer = post_github_push(
+        client, "acme/web", "refs/heads/main", sha, clone_url, delivery=delivery
+    )
+    assert status == 202, answer
+    work(config, redis, docker_host)
+    store = BuildStore(redis)
+    record = store.get(answer["builds"][0])
+    assert record is not None
+    return record, store.log_lines(record.id)
 
 
 def test_signed_push_builds_exact_commit_and_pushes_every_tag(
@@ -79,15 +96,15 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     assert [b["id"] for b in client.get("/api/builds").json()["builds"]] == [build_id]
 
 
-def test_many_tags_are_pushed_together_and_logged_one_after_another(
+def test_tags_after_the_first_push_are_put_in_the_registry_by_hookbuild(
     redis: Redis,
     docker_host: str,
     registry: RegistryReader,
     make_repo: MakeRepo,
     tmp_path: Path,
 ) -> None:
-    """The first tag's push uploads the layers; the other three go at once, and the log
-    still shows each push whole, in the rule's order."""
+    """The first tag's push uploads the layers; the other three are its manifest put
+    under each of them, in the rule's order."""
     repo = make_repo("acme/web")
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "many tags\n"})
     repo.push("main")
@@ -98,20 +115,11 @@ def test_many_tags_are_pushed_together_and_logged_one_after_another(
         image_path="e2e/many",
         rules='      - branch: main\n        tags: [latest, "{short_sha}", "{branch}", edge]\n',
     )
-    client = TestClient(create_app(config, redis))
-    status, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-many"
-    )
-    assert status == 202, answer
-    [build_id] = answer["builds"]
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "d-many")
 
-    work(config, redis, docker_host)
-
-    record = BuildStore(redis).get(build_id)
-    assert record is not None and record.status is BuildStatus.SUCCEEDED, record
+    assert record.status is BuildStatus.SUCCEEDED, record
     assert registry.tags("e2e/many") == sorted(tags)
     assert {registry.digest("e2e/many", tag) for tag in tags} == {record.digest}
-    log = BuildStore(redis).log_lines(build_id)
     image = f"{registry.host}/e2e/many"
     starts = [log.index(f"==> pushing {image}:{tag}") for tag in tags]
     ends = [log.index(f"==> pushed {image}:{tag} {record.digest}") for tag in tags]
@@ -133,18 +141,14 @@ def test_the_worker_starts_fetching_as_it_takes_a_build(
     set up; the pipeline finds the commit there and builds exactly it."""
     repo = make_repo("acme/web")
     config = make_config(tmp_path / "state", registry.host, image_path="e2e/prefetch")
-    client = TestClient(create_app(config, redis))
-    build_ids = []
+    logs = []
     for text in ("first\n", "second\n"):
         sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": text})
         repo.push("main")
-        _, answer = post_github_push(
-            client, "acme/web", "refs/heads/main", sha, repo.url, delivery=f"d-{sha}"
-        )
-        build_ids.append(answer["builds"][0])
-        work(config, redis, docker_host)
+        _, log = push_and_build(redis, docker_host, config, repo.url, sha, f"d-{sha}")
+        logs.append(log)
 
-    first_log, second_log = (BuildStore(redis).log_lines(i) for i in build_ids)
+    first_log, second_log = logs
     began = "==> the worker began fetching this commit as it took the build"
     assert began not in first_log  # no mirror yet: the first clone is the build's own
     assert began in second_log
@@ -212,17 +216,10 @@ def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
     sha = repo.commit({"Dockerfile": dockerfile})
     repo.push("main")
     config = make_config(tmp_path / "state", registry.host, image_path="fails/web")
-    client = TestClient(create_app(config, redis))
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "d-f")
 
-    _, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-f"
-    )
-    work(config, redis, docker_host)
-
-    record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None and record.status is BuildStatus.FAILED
+    assert record.status is BuildStatus.FAILED
     assert record.error is not None and "returned a non-zero code: 1" in record.error
-    log = BuildStore(redis).log_lines(record.id)
     assert "about to fail" in log
     assert any("non-zero code: 1" in line for line in log)
     assert registry.tags("fails/web") == []
@@ -241,19 +238,11 @@ def test_push_to_registry_with_htpasswd_auth(
     config = make_config(
         tmp_path / "state", auth_registry.host, image_path="auth/web", registry_auth=REGISTRY_USER
     )
-    client = TestClient(create_app(config, redis))
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "d-a")
 
-    _, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-a"
-    )
-    work(config, redis, docker_host)
-
-    record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None
     assert record.status is BuildStatus.SUCCEEDED, record.error
     assert auth_registry.tags("auth/web") == sorted(["latest", sha[:7]])
     assert auth_registry.digest("auth/web", sha[:7]) == record.digest
-    log = BuildStore(redis).log_lines(record.id)
     assert REGISTRY_USER[1] not in "\n".join(log)
     # The second tag was put by hookbuild itself, with the registry's Basic auth.
     assert f"{sha[:7]}: manifest {record.digest} put under this tag; its layers are there" in log
@@ -274,18 +263,11 @@ def test_tags_after_the_first_fall_back_to_the_engine_when_the_registry_cannot_b
     config = make_config(
         tmp_path / "state", registry.host, image_path="fallback/web", insecure=False
     )
-    client = TestClient(create_app(config, redis))
-    _, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-fallback"
-    )
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "d-fallback")
 
-    work(config, redis, docker_host)
-
-    record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None and record.status is BuildStatus.SUCCEEDED, record
+    assert record.status is BuildStatus.SUCCEEDED, record
     assert registry.tags("fallback/web") == sorted(["latest", sha[:7]])
     assert registry.digest("fallback/web", sha[:7]) == record.digest
-    log = BuildStore(redis).log_lines(record.id)
     assert any(
         line.startswith(f"{sha[:7]}: not tagged in the registry (GET manifests/")
         and line.endswith("); pushing through the engine")
@@ -309,15 +291,9 @@ def test_wrong_registry_password_fails_with_a_clear_error(
         image_path="denied/web",
         registry_auth=(REGISTRY_USER[0], "not-the-password"),
     )
-    client = TestClient(create_app(config, redis))
+    record, _ = push_and_build(redis, docker_host, config, repo.url, sha, "d-w")
 
-    _, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-w"
-    )
-    work(config, redis, docker_host)
-
-    record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None and record.status is BuildStatus.FAILED
+    assert record.status is BuildStatus.FAILED
     assert record.error is not None and "pushing" in record.error
     assert "unauthorized" in record.error.lower() or "authentication" in record.error.lower()
     assert auth_registry.tags("denied/web") == []
@@ -334,18 +310,11 @@ def test_registry_down_fails_the_build_and_says_so(
     repo.push("main")
     nothing_listens = f"127.0.0.1:{free_port()}"
     config = make_config(tmp_path / "state", nothing_listens, image_path="down/web")
-    client = TestClient(create_app(config, redis))
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "d-d")
 
-    _, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-d"
-    )
-    work(config, redis, docker_host)
-
-    record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None and record.status is BuildStatus.FAILED
+    assert record.status is BuildStatus.FAILED
     assert record.error is not None and f"pushing {nothing_listens}/down/web:latest" in record.error
     assert "connection refused" in record.error.lower()
-    log = BuildStore(redis).log_lines(record.id)
     retried = [
         line
         for line in log
@@ -374,14 +343,9 @@ def test_labels_take_one_step_and_nothing_of_ours_reaches_the_context(
         image_path="labels/web",
         rules="      - {branch: main, tags: [latest], dockerfile: docker/Dockerfile}\n",
     )
-    client = TestClient(create_app(config, redis))
-    _, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, repo.url, delivery="d-l"
-    )
-    work(config, redis, docker_host)
+    record, _ = push_and_build(redis, docker_host, config, repo.url, sha, "d-l")
 
-    record = BuildStore(redis).get(answer["builds"][0])
-    assert record is not None and record.status is BuildStatus.SUCCEEDED, record and record.error
+    assert record.status is BuildStatus.SUCCEEDED, record and record.error
     context = sorted(f for f in registry.files("labels/web", "latest") if f.startswith("ctx/"))
     assert context == ["ctx/app.txt", "ctx/docker", "ctx/docker/Dockerfile"]
     labels = registry.config("labels/web", "latest")["config"]["Labels"]
