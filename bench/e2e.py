@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from bench.harness import Bench, bench, deliver, plain_script, wait_for_build
+from bench.harness import Bench, Repo, bench, deliver, plain_script, wait_for_build
 
 PHASES = ("==> fetched", "==> built", "==> pushed ", "==> no local")
 
@@ -33,6 +33,7 @@ RUN cat /src/* | sha256sum > /src.sum
 """
 
 
+COLD_ROUNDS = 3
 NEXT_COMMITS = 11
 BIG_DOCKERFILE = """FROM hookbuild-test/busybox
 COPY src/ /src/
@@ -58,35 +59,43 @@ class Row:
 def run_case(
     b: Bench, name: str, files: dict[str, str], change: dict[str, str]
 ) -> tuple[list[Row], list[tuple[str, list[str]]]]:
-    """Cold, then NEXT_COMMITS further commits of `change` (each a new content): the cold
-    row and each next commit's."""
+    """COLD_ROUNDS cold builds, each of its own repository whose Dockerfile no engine has
+    seen (the sides take turns going first, as below), then NEXT_COMMITS further commits of
+    `change` to the first repository (each a new content): a row for each."""
     plain_engine, hookbuild_engine, labelled_engine = b.docker_hosts
-    repo = b.repo(f"bench/{name}")
-    first = repo.commit(files)
-    config = b.config([(repo, '      - {branch: main, tags: [latest, "{short_sha}"]}\n')])
+    repos = [b.repo(f"bench/{name}")]
+    repos += [b.repo(f"bench/{name}-cold{n}") for n in range(1, COLD_ROUNDS)]
+    firsts = [repo.commit(_unseen(files, f"{name}-{n}")) for n, repo in enumerate(repos)]
+    rules = '      - {branch: main, tags: [latest, "{short_sha}"]}\n'
+    config = b.config([(repo, rules) for repo in repos])
     base = b.serve(config)
     b.worker(config, hookbuild_engine, f"bench-worker-{name}")
     time.sleep(1.5)  # the worker is up and waiting, as in service
     rows = []
     phases: list[tuple[str, list[str]]] = []
-    later = [("next commit, one file changed", None)] * NEXT_COMMITS
+    rounds: list[tuple[str, Repo, str | None]] = [
+        ("cold", repo, first) for repo, first in zip(repos, firsts, strict=True)
+    ]
+    rounds += [("next commit, one file changed", repos[0], None)] * NEXT_COMMITS
     image = f"{b.registry.host}/bench/plain-{name}"
     labelled = f"{b.registry.host}/bench/plain-labelled-{name}"
-    for index, (label, sha) in enumerate([("cold", first), *later]):
+    for index, (label, repo, sha) in enumerate(rounds):
         if sha is None:
             sha = repo.commit({path: f"{text}{index}\n" for path, text in change.items()})
         tags = ["latest", sha[:7]]
 
-        def run_plain(tags: list[str] = tags) -> float:
-            return plain_script(plain_engine, repo.url, image, tags, b.root)
+        def run_plain(tags: list[str] = tags, url: str = repo.url) -> float:
+            return plain_script(plain_engine, url, image, tags, b.root)
 
-        def run_plain_labelled(tags: list[str] = tags, sha: str = sha) -> float:
+        def run_plain_labelled(
+            tags: list[str] = tags, sha: str = sha, url: str = repo.url
+        ) -> float:
             # One label: the engine makes each `--label` a step of its own, and hookbuild
             # puts all of its labels in one.
             labels = {"org.opencontainers.image.revision": sha}
-            return plain_script(labelled_engine, repo.url, labelled, tags, b.root, labels)
+            return plain_script(labelled_engine, url, labelled, tags, b.root, labels)
 
-        def run_hookbuild(sha: str = sha) -> dict[str, Any]:
+        def run_hookbuild(sha: str = sha, repo: Repo = repo) -> dict[str, Any]:
             sent = time.time()
             response = deliver(base, repo.name, "refs/heads/main", sha, f"e2e-{sha}")
             record: dict[str, Any] = wait_for_build(base, response.json()["builds"][0])
@@ -105,7 +114,7 @@ def run_case(
             results[run.__name__] = run()
         record = results["run_hookbuild"]
         assert record["status"] == "succeeded", record
-        assert set(tags) <= set(b.registry.tags(f"bench/{name}"))
+        assert set(tags) <= set(b.registry.tags(repo.name))
         row = Row(
             label,
             results["run_plain"],
@@ -122,18 +131,26 @@ def run_case(
         log = httpx.get(f"{base}/api/builds/{record['id']}/log", timeout=10).text.splitlines()
         phases.append((label, [line for line in log if line.startswith(PHASES)]))
     b.stop_processes()
-    return rows, phases[:2]
+    return rows, [phases[0], phases[COLD_ROUNDS]]
+
+
+def _unseen(files: dict[str, str], mark: str) -> dict[str, str]:
+    """`files` with a first step after FROM that no engine has built: every step misses
+    the layer cache, on every side, as on a new repository."""
+    head, _, rest = files["Dockerfile"].partition("\n")
+    return {**files, "Dockerfile": f"{head}\nRUN echo {mark} > /round\n{rest}"}
 
 
 def report(title: str, rows: list[Row]) -> None:
-    """The cold row, then the next commits' medians: each column's, and each ratio's over
-    the runs (a run's sides ran back to back, so their ratio is steadier than the columns)."""
+    """Medians of the cold rounds, then of the next commits: each column's, and each ratio's
+    over the runs (a run's sides ran back to back, so their ratio is steadier than the
+    columns)."""
     print(title)
     print(
         f"{'case':<30}{'plain':>8}{'labelled':>10}{'hookbuild':>11}"
         f"{'ratio':>7}{'to labelled':>13}{'build only':>12}"
     )
-    cold, nexts = rows[0], rows[1:]
+    cold, nexts = rows[:COLD_ROUNDS], rows[COLD_ROUNDS:]
 
     def line(label: str, rs: list[Row]) -> None:
         def mid(values: list[float]) -> float:
@@ -147,7 +164,7 @@ def report(title: str, rows: list[Row]) -> None:
             f"{mid([r.build for r in rs]):>12.2f}"
         )
 
-    line("cold", [cold])
+    line(f"cold (median of {len(cold)})", cold)
     if nexts:
         line(f"next commit (median of {len(nexts)})", nexts)
 
@@ -173,8 +190,8 @@ def main() -> None:
     report("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds", rows)
     for label, lines in phases:
         print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
-    cold_build = rows[0].build
-    warm_build = statistics.median(row.build for row in rows[1:])
+    cold_build = statistics.median(row.build for row in rows[:COLD_ROUNDS])
+    warm_build = statistics.median(row.build for row in rows[COLD_ROUNDS:])
     print(
         f"incremental: second-commit build {warm_build:.2f}s / cold build {cold_build:.2f}s"
         f" = {warm_build / cold_build:.2f}"
