@@ -183,13 +183,13 @@ def deliver(
         connection.close()
 
 
-def wait_for_build(base: str, build_id: str, timeout: float = 600) -> dict:  # type: ignore[type-arg]
+def wait_for_build(base: str, build_id: str, timeout: float = 600, interval: float = 0.05) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = httpx.get(f"{base}/api/builds/{build_id}", timeout=10).json()
         if record["status"] not in ("queued", "running"):
             return record  # type: ignore[no-any-return]
-        time.sleep(0.05)
+        time.sleep(interval)
     raise TimeoutError(build_id)
 
 
