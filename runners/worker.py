@@ -19,7 +19,7 @@ from rq.worker.base import BaseWorker
 from builder.config import Config
 from runners import prefetch
 from runners.children import die_with_parent
-from runners.context import WorkerContext, current, install
+from runners.context import WorkerContext, current, has_context, install
 from runners.queue import QUEUE_NAME
 from runners.reaper import Reaper
 from runners.records import BuildStatus, BuildStore
@@ -38,7 +38,7 @@ def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[byt
         record = BuildStore(connection).get(build_id)
         if record is not None and record.status is BuildStatus.QUEUED:
             BuildStore(connection).append_log(build_id, [f"==> taken by worker {worker}"])
-            return prefetch.start(current(), record)
+            return prefetch.start(current(), record) if has_context() else None
     return None
 
 
