@@ -64,6 +64,7 @@ class RegistryTagger:
         auth: RegistryAuth | None,
         insecure: bool | None,
         timeout: float = 10,
+        connect_timeout: float = 3,
     ) -> None:
         """`insecure`: plain http (the registry's config says so); None when the registry
         is not configured, where loopback hosts get http, as the engine treats them."""
@@ -74,7 +75,9 @@ class RegistryTagger:
         plain = _is_loopback(name.host) if insecure is None else insecure
         self.base = f"{'http' if plain else 'https'}://{name.host}/v2/{name.path}"
         self.auth = (auth.username, auth.password) if auth else None
-        self.timeout = timeout
+        # A registry the worker cannot reach (the engine may be on another host that can)
+        # costs at most the connect timeout before the engine pushes the tag instead.
+        self.timeout = (connect_timeout, timeout)
 
     def tag(self, digest: str, tag: str) -> str:
         """Put manifest `digest` under `tag`; return the digest the registry reports.
