@@ -71,7 +71,6 @@ class RegistryTagger:
         name = ImageName.parse(image)
         if name is None:
             raise RetagFailed(f"{image} names no registry host")
-        self.name = name
         plain = _is_loopback(name.host) if insecure is None else insecure
         self.base = f"{'http' if plain else 'https'}://{name.host}/v2/{name.path}"
         self.auth = (auth.username, auth.password) if auth else None
@@ -80,8 +79,7 @@ class RegistryTagger:
         self.timeout = (connect_timeout, timeout)
 
     def tag(self, digest: str, tag: str) -> str:
-        """Put manifest `digest` under `tag`; return the digest the registry reports.
-        Safe to call from several threads at once: each call has its own connection."""
+        """Put manifest `digest` under `tag`; return the digest the registry reports."""
         with requests.Session() as session:
             manifest = self._send(
                 session, "GET", f"manifests/{digest}", {"Accept": ", ".join(MANIFEST_TYPES)}

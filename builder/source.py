@@ -45,6 +45,11 @@ def _auth_environment(credentials: tuple[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _tree_of(sha: str, directory: str) -> str:
+    """The git tree-ish of `directory` (relative to the root) at commit `sha`."""
+    return sha if directory in ("", ".") else f"{sha}:{directory.strip('/')}"
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     sha: str
@@ -179,20 +184,6 @@ class MirrorCache:
             start_new_session=True,  # its own process group: flock, timeout and git stop as one
         )
 
-    def export(
-        self,
-        clone_url: str,
-        ref: str,
-        sha: str,
-        dest: Path,
-        credentials: tuple[str, str] | None = None,
-        log: Callable[[str], None] = lambda _line: None,
-    ) -> CommitInfo:
-        """Make `dest` hold the tree of commit `sha` (fetched from `ref` of `clone_url`)."""
-        commit = self.fetch(clone_url, ref, sha, credentials, log)
-        self.checkout(clone_url, sha, dest)
-        return commit
-
     def checkout(self, clone_url: str, sha: str, dest: Path) -> None:
         """Make `dest` hold the tree of commit `sha`, already in the mirror."""
         with self._locked(self.mirror_path(clone_url)) as repo:
@@ -205,7 +196,7 @@ class MirrorCache:
         holding another) that has an entry there ("100644" a file, "120000" a symlink, ...),
         read with one `ls-tree`; None when `directory` is not a directory of the commit.
         Symlinks are not followed: a directory reached through one is none."""
-        treeish = sha if directory in ("", ".") else f"{sha}:{directory.strip('/')}"
+        treeish = _tree_of(sha, directory)
         wanted = {name.rstrip("/") for name in names}
         with self._locked(self.mirror_path(clone_url)) as repo:
             try:
@@ -232,7 +223,7 @@ class MirrorCache:
 
     def archive_to(self, clone_url: str, sha: str, subdir: str, out: BinaryIO) -> None:
         """Write the tree of `subdir` at commit `sha` to `out` as an uncompressed tar."""
-        treeish = sha if subdir in ("", ".") else f"{sha}:{subdir.strip('/')}"
+        treeish = _tree_of(sha, subdir)
         with self._locked(self.mirror_path(clone_url)) as repo:
             try:
                 repo.archive(out, treeish=treeish, format="tar")

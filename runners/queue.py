@@ -106,15 +106,21 @@ class BuildQueue:
 
     def submit(self, plans: Sequence[BuildPlan]) -> list[str]:
         """Queue every plan (no delivery: a trigger, a rebuild, the CLI)."""
-        call, records = self.prepare(plans, None, None)
-        reply = IntakeReply.parse(self._intake(args=call))
-        return self.conclude(records, reply, None).builds
+        return self._submit(plans, None, None).builds
 
     def submit_delivery(
         self, plans: Sequence[BuildPlan], forge: str, delivery_id: str | None, note: DeliveryRecord
     ) -> Submitted:
         """Queue a delivery's plans, once per delivery id, with its line in the delivery log."""
-        call, records = self.prepare(plans, (forge, delivery_id) if delivery_id else None, note)
+        return self._submit(plans, (forge, delivery_id) if delivery_id else None, note)
+
+    def _submit(
+        self,
+        plans: Sequence[BuildPlan],
+        delivery: tuple[str, str] | None,
+        note: DeliveryRecord | None,
+    ) -> Submitted:
+        call, records = self.prepare(plans, delivery, note)
         reply = IntakeReply.parse(self._intake(args=call))
         return self.conclude(records, reply, note)
 

@@ -187,11 +187,6 @@ class BuildStore:
         raw = self.connection.hgetall(self._key(build_id))
         return BuildRecord._from_hash(raw) if raw else None
 
-    def status(self, build_id: str) -> BuildStatus | None:
-        """Just the state (one field read); None when the build is gone."""
-        raw = self.connection.hget(self._key(build_id), "status")
-        return BuildStatus(json.loads(raw)) if raw is not None else None
-
     def get_many(self, build_ids: Sequence[str]) -> list[BuildRecord]:
         pipe = self.connection.pipeline(transaction=False)
         for build_id in build_ids:

@@ -35,9 +35,10 @@ def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[byt
     following it sees who has it (bench/first_log.py), and the start of the commit's fetch
     (runners/prefetch.py). Returns that fetch's process, for `prefetch.finish`."""
     with contextlib.suppress(RedisError):
-        record = BuildStore(connection).get(build_id)
+        store = BuildStore(connection)
+        record = store.get(build_id)
         if record is not None and record.status is BuildStatus.QUEUED:
-            BuildStore(connection).append_log(build_id, [f"==> taken by worker {worker}"])
+            store.append_log(build_id, [f"==> taken by worker {worker}"])
             return prefetch.start(current(), record) if has_context() else None
     return None
 

@@ -36,7 +36,8 @@ def test_exports_exactly_the_pushed_commit_after_the_branch_moved_on(
     repo.push("main")
     mirrors = MirrorCache(tmp_path / "mirrors")
 
-    mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "out")
+    mirrors.fetch(repo.url, "refs/heads/main", first)
+    mirrors.checkout(repo.url, first, tmp_path / "out")
 
     assert (tmp_path / "out" / "a.txt").read_text() == "one\n"
     assert not (tmp_path / "out" / ".git").exists()
@@ -50,15 +51,15 @@ def test_second_build_fetches_only_whats_new_and_a_rebuild_fetches_nothing(
     repo.push("main")
     mirrors = MirrorCache(tmp_path / "mirrors")
     logs: list[str] = []
-    mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "o1", log=logs.append)
+    mirrors.fetch(repo.url, "refs/heads/main", first, log=logs.append)
     second = repo.commit({"b.txt": "two\n"})
     repo.push("main")
 
     logs.clear()
-    mirrors.export(repo.url, "refs/heads/main", second, tmp_path / "o2", log=logs.append)
+    mirrors.fetch(repo.url, "refs/heads/main", second, log=logs.append)
     assert logs == [f"fetching +{second}:refs/heads/main from {repo.url}"]
     logs.clear()
-    mirrors.export(repo.url, "refs/heads/main", first, tmp_path / "o3", log=logs.append)
+    mirrors.fetch(repo.url, "refs/heads/main", first, log=logs.append)
     assert logs == [f"commit {first[:12]} is already in the cached mirror: nothing to fetch"]
     assert len(list((tmp_path / "mirrors").glob("*.git"))) == 1
 
@@ -80,9 +81,9 @@ def test_a_server_that_refuses_unadvertised_commits_is_fetched_by_ref(
         monkeypatch.setenv(key, value)
     logs: list[str] = []
 
-    MirrorCache(tmp_path / "m").export(
-        repo.url, "refs/heads/main", older, tmp_path / "o", log=logs.append
-    )
+    mirrors = MirrorCache(tmp_path / "m")
+    mirrors.fetch(repo.url, "refs/heads/main", older, log=logs.append)
+    mirrors.checkout(repo.url, older, tmp_path / "o")
 
     assert (tmp_path / "o" / "a.txt").read_text() == "one\n"
     assert logs == [
@@ -96,7 +97,7 @@ def test_unknown_commit_is_a_clear_error(make_repo: MakeRepo, tmp_path: Path) ->
     repo.commit({"a.txt": "one\n"})
     repo.push("main")
     with pytest.raises(SourceError, match=r"commit f{40} is not in git://"):
-        MirrorCache(tmp_path / "m").export(repo.url, "refs/heads/main", "f" * 40, tmp_path / "o")
+        MirrorCache(tmp_path / "m").fetch(repo.url, "refs/heads/main", "f" * 40)
 
 
 def test_unreachable_server_is_a_transient_source_error(tmp_path: Path) -> None:
@@ -104,7 +105,7 @@ def test_unreachable_server_is_a_transient_source_error(tmp_path: Path) -> None:
 
     url = f"git://127.0.0.1:{free_port()}/nothing.git"
     with pytest.raises(SourceError) as caught:
-        MirrorCache(tmp_path / "m").export(url, "refs/heads/main", "a" * 40, tmp_path / "o")
+        MirrorCache(tmp_path / "m").fetch(url, "refs/heads/main", "a" * 40)
     assert caught.value.transient
     assert str(caught.value).startswith(f"fetching {url} failed:")
 
@@ -117,9 +118,8 @@ def test_token_travels_as_a_header_and_lands_nowhere(make_repo: MakeRepo, tmp_pa
     logs: list[str] = []
     with GitHttpServer(repo.bare.parent, ("x-access-token", TOKEN)) as server:
         url = server.url(repo.bare.name)
-        mirrors.export(
-            url, "refs/heads/main", sha, tmp_path / "out", ("x-access-token", TOKEN), logs.append
-        )
+        mirrors.fetch(url, "refs/heads/main", sha, ("x-access-token", TOKEN), logs.append)
+        mirrors.checkout(url, sha, tmp_path / "out")
         assert server.expected in server.authorizations
 
     assert (tmp_path / "out" / "Dockerfile").read_text() == "FROM scratch\n"
@@ -136,8 +136,8 @@ def test_wrong_token_fails_without_showing_it(make_repo: MakeRepo, tmp_path: Pat
         GitHttpServer(repo.bare.parent, ("x-access-token", TOKEN)) as server,
         pytest.raises(SourceError) as caught,
     ):
-        MirrorCache(tmp_path / "m").export(
-            server.url(repo.bare.name), "refs/heads/main", sha, tmp_path / "o", ("u", "wrong-one")
+        MirrorCache(tmp_path / "m").fetch(
+            server.url(repo.bare.name), "refs/heads/main", sha, ("u", "wrong-one")
         )
     assert "wrong-one" not in str(caught.value)
     assert "fetching http://127.0.0.1" in str(caught.value)
