@@ -12,12 +12,15 @@ from typing import Any
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from runners.redisclient import DRIVER
+
 _SHARED = ("db", "username", "password", "socket_timeout", "socket_connect_timeout")
 
 
 def async_twin(connection: Redis, timeout: float = 5.0) -> AsyncRedis:
     kwargs: dict[str, Any] = connection.connection_pool.connection_kwargs
     options = {key: kwargs[key] for key in _SHARED if kwargs.get(key) is not None}
+    options["driver_info"] = DRIVER
     options.setdefault("socket_timeout", timeout)
     options.setdefault("socket_connect_timeout", timeout)
     if "path" in kwargs:

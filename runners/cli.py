@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
-from runners import servicelog
+from runners import redisclient, servicelog
 from runners.children import spawn
 from runners.logstream import LogClient, LogStreamError
 from runners.records import BuildQuery, BuildRecord, BuildStatus, BuildStore
@@ -82,7 +82,7 @@ def _redis_url(config: Config, override: str | None) -> str:
 
 def _connect(config: Config, override: str | None) -> Redis:
     url = _redis_url(config, override)
-    connection = Redis.from_url(url)
+    connection = redisclient.from_url(url)
     try:
         connection.ping()
     except RedisError as exc:

@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
-from redis import Redis
 from starlette.applications import Starlette
 
 from builder.config import Config
-from runners import servicelog
+from runners import redisclient, servicelog
 from runners.children import die_with_parent
 from runners.configload import load_config_compact
 
@@ -49,7 +48,7 @@ def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) 
     if processes <= 1:
         from webhooks.app import create_app
 
-        app = _frozen(create_app(config, Redis.from_url(redis_url)))
+        app = _frozen(create_app(config, redisclient.from_url(redis_url)))
         _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)).run()
         return
     from uvicorn.supervisors import Multiprocess
@@ -78,7 +77,7 @@ def app_from_environment() -> Starlette:
         os.environ.get(servicelog.FORMAT_ENV, "text"), os.environ.get(servicelog.LEVEL_ENV, "info")
     )
     config = load_config_compact(os.environ[CONFIG_ENV], os.environ)
-    return _frozen(create_app(config, Redis.from_url(os.environ[REDIS_ENV])))
+    return _frozen(create_app(config, redisclient.from_url(os.environ[REDIS_ENV])))
 
 
 def _frozen(app: Starlette) -> Starlette:
