@@ -155,15 +155,22 @@ class IntakeReply:
 def _commands(recorded: Pipeline) -> list[list[bytes | str]]:
     """A recorded pipeline's commands, each argument as Redis would get it (numbers as
     redis-py writes them, never as Lua would print them); the pipeline is then emptied."""
+    # A delivery's commands carry some 600 arguments, nearly all str or bytes: an exact
+    # type check first (`isinstance` with a union showed in the intake's profile).
     commands = [
-        [arg if isinstance(arg, str | bytes) else _number(arg) for arg in args]
+        [arg if type(arg) in _AS_IS else _argument(arg) for arg in args]
         for args, _options in recorded.command_stack
     ]
     recorded.reset()
     return commands
 
 
-def _number(value: Any) -> str:
+_AS_IS = frozenset((str, bytes))
+
+
+def _argument(value: Any) -> str | bytes:
+    if isinstance(value, str | bytes):  # a subclass: a StrEnum, say
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(value)
     raise TypeError(f"a Redis argument cannot be {type(value).__name__}: {value!r}")
