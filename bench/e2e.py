@@ -33,7 +33,7 @@ RUN cat /src/* | sha256sum > /src.sum
 """
 
 
-COLD_ROUNDS = 3
+COLD_ROUNDS = 5
 NEXT_COMMITS = 11
 BIG_DOCKERFILE = """FROM hookbuild-test/busybox
 COPY src/ /src/
@@ -151,7 +151,7 @@ def report(title: str, rows: list[Row]) -> None:
     print(title)
     print(
         f"{'case':<30}{'plain':>8}{'labelled':>10}{'hookbuild':>11}"
-        f"{'ratio':>7}{'to labelled':>13}{'build only':>12}"
+        f"{'ratio':>7}{'quartiles':>12}{'to labelled':>13}{'build only':>12}"
     )
     cold, nexts = rows[:COLD_ROUNDS], rows[COLD_ROUNDS:]
 
@@ -163,6 +163,7 @@ def report(title: str, rows: list[Row]) -> None:
             f"{label:<30}{mid([r.plain for r in rs]):>8.2f}"
             f"{mid([r.plain_labelled for r in rs]):>10.2f}{mid([r.hookbuild for r in rs]):>11.2f}"
             f"{mid([r.hookbuild / r.plain for r in rs]):>7.2f}"
+            f"{_quartiles([r.hookbuild / r.plain for r in rs]):>12}"
             f"{mid([r.hookbuild / r.plain_labelled for r in rs]):>13.2f}"
             f"{mid([r.build for r in rs]):>12.2f}"
         )
@@ -170,6 +171,14 @@ def report(title: str, rows: list[Row]) -> None:
     line(f"cold (median of {len(cold)})", cold)
     if nexts:
         line(f"next commit (median of {len(nexts)})", nexts)
+
+
+def _quartiles(values: list[float]) -> str:
+    """The middle half of the per-run ratios: how far one run's figure can be trusted."""
+    if len(values) < 4:
+        return "-"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"{low:.2f}-{high:.2f}"
 
 
 def main() -> None:
