@@ -4,7 +4,7 @@ redis-py names itself to the server on each new connection (CLIENT SETINFO) and,
 told its version, reads it from the installed package's metadata every time: ~4 ms of
 parsing per connection. A build's work horse is forked fresh for each build and opens its
 connections anew, so every build paid that before its first step. The version is the
-package's constant here, and the server still learns who connected.
+package's constant here; a server that records it (Redis 7.2 and later) still learns it.
 """
 
 from __future__ import annotations
