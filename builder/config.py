@@ -115,6 +115,9 @@ class RepositoryConfig(StrictModel):
     build_args: BuildArgs = Field(default_factory=dict)
     target: str | None = None
     labels: Labels = Field(default_factory=dict)
+    # hookbuild's own OCI labels (source, revision, created, ...). Off, an image gets only
+    # `labels:`, and with none of those its build has no label step (0.1-0.17 s here).
+    oci_labels: bool = True
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
 
@@ -145,6 +148,7 @@ class RepositoryConfig(StrictModel):
                     build_args=self.build_args,
                     target=self.target,
                     labels=self.labels,
+                    oci_labels=self.oci_labels,
                     paths=self.paths,
                     ignore_paths=self.ignore_paths,
                     rules=self.rules,
@@ -158,6 +162,9 @@ class RepositoryConfig(StrictModel):
                     "build_args": {**self.build_args, **(image.build_args or {})},
                     "target": image.target or self.target,
                     "labels": {**self.labels, **(image.labels or {})},
+                    "oci_labels": (
+                        self.oci_labels if image.oci_labels is None else image.oci_labels
+                    ),
                     "paths": image.paths or self.paths,
                     "ignore_paths": image.ignore_paths or self.ignore_paths,
                 }

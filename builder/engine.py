@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,9 +274,16 @@ class DockerEngine:
             return False
         return True
 
-    def prune(self, label: str, budget_bytes: int, min_age_seconds: int) -> list[str]:
-        """Remove stopped containers and dangling layers; then images carrying `label`,
-        oldest first, until theirs fit in `budget_bytes`. Returns what was removed.
+    def prune(
+        self,
+        label: str,
+        budget_bytes: int,
+        min_age_seconds: int,
+        unlabelled: Collection[str] = (),
+    ) -> list[str]:
+        """Remove stopped containers and dangling layers; then images carrying `label`, or
+        tagged in one of the `unlabelled` repositories (images built without hookbuild's
+        labels), oldest first, until theirs fit in `budget_bytes`. Returns what was removed.
 
         Nothing younger than `min_age_seconds` is touched: a build running beside this one
         on the same engine keeps its intermediate containers and (dangling) layers."""
@@ -286,6 +293,13 @@ class DockerEngine:
             self.client.prune_containers(filters=until)
             self.client.prune_images(filters={"dangling": True, **until})
             images = self.client.images(filters={"label": label})
+            if unlabelled:
+                seen = {image["Id"] for image in images}
+                images += [
+                    image
+                    for image in self.client.images()
+                    if image["Id"] not in seen and _in_repositories(image, unlabelled)
+                ]
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise from_docker_error(exc, "pruning") from exc
         used = sum(int(i.get("Size", 0)) for i in images)
@@ -300,3 +314,8 @@ class DockerEngine:
             used -= int(image.get("Size", 0))
             removed.append(str(image["Id"]))
         return removed
+
+
+def _in_repositories(image: Mapping[str, Any], repositories: Collection[str]) -> bool:
+    """Is one of the image's tags (`repository:tag`) in one of `repositories`?"""
+    return any(tag.rpartition(":")[0] in repositories for tag in image.get("RepoTags") or ())

@@ -45,6 +45,9 @@ class BuildResult:
 
 
 def oci_labels(plan: BuildPlan, commit: CommitInfo) -> dict[str, str]:
+    """The image's labels: hookbuild's own, unless the config turns them off, and `labels:`."""
+    if not plan.oci_labels:
+        return dict(plan.labels)
     labels = {
         "org.opencontainers.image.source": redact(plan.clone_url),
         "org.opencontainers.image.revision": plan.sha,

@@ -37,6 +37,7 @@ class BuildPlan:
     default_branch: str = "main"
     target: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    oci_labels: bool = True  # hookbuild's own labels too (builder.pipeline.oci_labels)
     # tag -> "pinned" | "release" | "moving" (builder.tagkinds); tags still holding
     # `{date...}` are filled in by the worker once it knows the commit's date.
     tag_kinds: Mapping[str, str] = field(default_factory=dict)

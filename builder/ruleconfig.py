@@ -129,6 +129,7 @@ class ImageConfig(StrictModel):
     build_args: BuildArgs | None = None
     target: str | None = None
     labels: Labels | None = None
+    oci_labels: bool | None = None  # None: the repository's
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
     rules: list[RuleConfig] = Field(min_length=1)

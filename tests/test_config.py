@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,46 @@ def test_a_config_loaded_in_a_child_process_is_the_same_config(tmp_path: Path) -
         "repositories[0].forge",
         "repositories[0].secret",
     ]
+
+
+def test_oci_labels_default_on_and_an_image_may_differ_from_its_repository() -> None:
+    from builder.events import PushEvent
+    from builder.pipeline import oci_labels
+    from builder.rules import decide
+    from builder.source import CommitInfo
+
+    config = parse_config(
+        """
+repositories:
+  - name: acme/one
+    forge: github
+    secret: s
+    image: localhost:5000/one
+    rules: [{branch: main, tags: [latest]}]
+  - name: acme/mono
+    forge: github
+    secret: s
+    oci_labels: false
+    labels: {team: web}
+    images:
+      - {name: localhost:5000/api, rules: [{branch: main, tags: [latest]}]}
+      - {name: localhost:5000/web, oci_labels: true, rules: [{branch: main, tags: [latest]}]}
+""",
+        {},
+    )
+    commit = CommitInfo(sha="a" * 40, committed_at=datetime.now(UTC), author="a", message="m")
+    seen: dict[str, dict[str, str]] = {}
+    for repository in config.repositories:
+        push = PushEvent(
+            forge="github",
+            repository=repository.name,
+            ref="refs/heads/main",
+            sha="a" * 40,
+            clone_url="https://example.invalid/r.git",
+        )
+        for plan in decide(repository, push).plans:
+            seen[plan.image] = oci_labels(plan, commit)
+    assert seen["localhost:5000/one"]["org.opencontainers.image.revision"] == "a" * 40
+    assert seen["localhost:5000/api"] == {"team": "web"}  # the repository's choice
+    assert seen["localhost:5000/web"]["team"] == "web"  # its own: both kinds
+    assert "org.opencontainers.image.revision" in seen["localhost:5000/web"]

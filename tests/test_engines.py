@@ -207,21 +207,28 @@ def test_an_engine_that_is_down_fails_the_build_clearly_and_the_worker_goes_on(
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize("oci_labels", [True, False], ids=["labelled", "oci_labels-off"])
 def test_disk_budget_prunes_images_and_mirrors(
     redis: Redis,
     registry: RegistryReader,
     second_docker_host: str,
     make_repo: MakeRepo,
     tmp_path: Path,
+    oci_labels: bool,
 ) -> None:
-    repo = make_repo("prune/web")
+    """Images are found by hookbuild's label, or by name where `oci_labels: false` left
+    them without it."""
+    repo = make_repo("prune/web" if oci_labels else "prune/bare")
     sha = repo.commit({"Dockerfile": CACHEABLE, "version.txt": "1\n"})
     repo.push("main")
+    rules = "      - {branch: main, tags: [main]}\n"
+    if not oci_labels:
+        rules += "    oci_labels: false\n"  # a key of the repository, after its rules
     path = write_config(
         tmp_path / "builds.yml",
         tmp_path / "state",
         registry.host,
-        [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
+        [(repo.name, repo.url, rules)],
         extra="disk: {image_budget_mb: 0, mirror_budget_mb: 0, min_age_seconds: 0}\n",
     )
     config = load_config(path, {})
@@ -236,9 +243,11 @@ def test_disk_budget_prunes_images_and_mirrors(
     assert re.match(r"==> pruned [1-9]\d* old image\(s\) and 1 mirror\(s\) over budget", log[-1]), (
         log[-3:]
     )
-    assert images_on(second_docker_host, f"{registry.host}/prune/web") == []
+    assert images_on(second_docker_host, f"{registry.host}/{repo.name}") == []
     assert list((tmp_path / "state" / "mirrors").glob("*.git")) == []
-    assert registry.tags("prune/web") == ["latest", "main"], "the pushed image is untouched"
+    assert registry.tags(repo.name) == ["latest", "main"], "the pushed image is untouched"
+    labels = registry.config(repo.name, "main")["config"]["Labels"] or {}
+    assert ("org.opencontainers.image.revision" in labels) is oci_labels
 
 
 def test_finished_builds_expire_after_the_retention(redis: Redis) -> None:

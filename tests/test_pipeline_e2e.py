@@ -355,6 +355,46 @@ def test_labels_take_one_step_and_nothing_of_ours_reaches_the_context(
     assert len(steps) == 3 and steps[-1].startswith('Step 3/3 : LABEL "dev.hookbuild.repository"=')
 
 
+@pytest.mark.parametrize(
+    ("extra_repo", "labels", "steps"),
+    [
+        pytest.param("    oci_labels: false\n", None, 2, id="no-label-step"),
+        pytest.param(
+            "    oci_labels: false\n    labels: {team: web}\n",
+            {"team": "web"},
+            3,
+            id="only-the-configs-labels",
+        ),
+    ],
+)
+def test_oci_labels_off_leaves_hookbuilds_labels_and_their_step_out(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    extra_repo: str,
+    labels: dict[str, str] | None,
+    steps: int,
+) -> None:
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": "FROM hookbuild-test/busybox\nCOPY . /ctx\n", "a.txt": "a\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state",
+        registry.host,
+        image_path="bare/web",
+        rules="      - {branch: main, tags: [latest]}\n",
+        extra_repo=extra_repo,
+    )
+    record, _ = push_and_build(redis, docker_host, config, repo.url, sha, "d-bare")
+
+    assert record.status is BuildStatus.SUCCEEDED, record and record.error
+    assert registry.config("bare/web", "latest")["config"]["Labels"] == labels
+    logged = [line for line in BuildStore(redis).log_lines(record.id) if line.startswith("Step ")]
+    assert len(logged) == steps, logged
+
+
 COPY_ALL = "FROM hookbuild-test/busybox\nCOPY . /app/\n"
 
 
