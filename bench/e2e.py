@@ -7,7 +7,8 @@ as hookbuild does, and so shows hookbuild's own cost apart from the label step's
 legacy builder makes labels a step of their own, a container create and commit (~0.1 s
 here; one step per `--label`, hence hookbuild's one LABEL line for all of its labels).
 Each of the three has its own Docker engine, so none borrows another's layer cache.
-Run: .venv/bin/python -m bench.e2e [--small-only]
+`--oci-labels-off` runs hookbuild with `oci_labels: false`, which leaves that step out.
+Run: .venv/bin/python -m bench.e2e [--small-only] [--oci-labels-off]
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Row:
 
 
 def run_case(
-    b: Bench, name: str, files: dict[str, str], change: dict[str, str]
+    b: Bench, name: str, files: dict[str, str], change: dict[str, str], oci_labels: bool = True
 ) -> tuple[list[Row], list[tuple[str, list[str]]]]:
     """COLD_ROUNDS cold builds, each of its own repository whose Dockerfile no engine has
     seen (the sides take turns going first, as below), then NEXT_COMMITS further commits of
@@ -67,6 +68,8 @@ def run_case(
     repos += [b.repo(f"bench/{name}-cold{n}") for n in range(1, COLD_ROUNDS)]
     firsts = [repo.commit(_unseen(files, f"{name}-{n}")) for n, repo in enumerate(repos)]
     rules = '      - {branch: main, tags: [latest, "{short_sha}"]}\n'
+    if not oci_labels:
+        rules += "    oci_labels: false\n"  # a key of the repository, after its rules
     config = b.config([(repo, rules) for repo in repos])
     base = b.serve(config)
     b.worker(config, hookbuild_engine, f"bench-worker-{name}")
@@ -184,21 +187,35 @@ def _quartiles(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--small-only", action="store_true", help="skip the 3,000-file repository")
+    parser.add_argument(
+        "--oci-labels-off",
+        action="store_true",
+        help="hookbuild with `oci_labels: false`: no labels of its own, and no label step",
+    )
     args = parser.parse_args()
+    labelled = not args.oci_labels_off
     big_rows: list[Row] = []
     big_phases: list[tuple[str, list[str]]] = []
     with bench(engines=3) as b:
         sources = {f"src/file{i}.txt": f"content {i}\n" * 200 for i in range(20)}
         rows, phases = run_case(
-            b, "e2e", {"Dockerfile": DOCKERFILE, **sources}, {"src/file7.txt": "changed\n"}
+            b,
+            "e2e",
+            {"Dockerfile": DOCKERFILE, **sources},
+            {"src/file7.txt": "changed\n"},
+            labelled,
         )
         # A larger source tree (3,000 files, 12 MB): the clone the plain script makes every
         # time is what the cached mirror saves.
         if not args.small_only:
             big = {f"src/d{i // 100}/f{i}.txt": f"{i} {'x' * 64}\n" * 64 for i in range(3000)}
             repo_files = {"Dockerfile": BIG_DOCKERFILE, **big}
-            big_rows, big_phases = run_case(b, "big", repo_files, {"src/d7/f700.txt": "changed\n"})
+            big_rows, big_phases = run_case(
+                b, "big", repo_files, {"src/d7/f700.txt": "changed\n"}, labelled
+            )
 
+    if not labelled:
+        print("hookbuild ran with `oci_labels: false`: no labels of its own, no label step")
     report("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds", rows)
     for label, lines in phases:
         print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))
