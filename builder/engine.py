@@ -292,14 +292,11 @@ class DockerEngine:
         try:
             self.client.prune_containers(filters=until)
             self.client.prune_images(filters={"dangling": True, **until})
-            images = self.client.images(filters={"label": label})
-            if unlabelled:
-                seen = {image["Id"] for image in images}
-                images += [
-                    image
-                    for image in self.client.images()
-                    if image["Id"] not in seen and _in_repositories(image, unlabelled)
-                ]
+            images = [
+                image
+                for image in self.client.images()
+                if label in (image.get("Labels") or {}) or _in_repositories(image, unlabelled)
+            ]
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise from_docker_error(exc, "pruning") from exc
         used = sum(int(i.get("Size", 0)) for i in images)
