@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from builder.configtypes import BuildArgs, Globs, Labels, RepoPath, StrictModel
+from builder.configtypes import BuildArgs, Builder, Globs, Labels, RepoPath, StrictModel
 from builder.envsubst import expand, location_of
 from builder.errors import ConfigError, ConfigProblem
 from builder.ruleconfig import IMAGE_PATTERN, ImageConfig, RuleConfig, check_image_name
@@ -118,6 +118,10 @@ class RepositoryConfig(StrictModel):
     # hookbuild's own OCI labels (source, revision, created, ...). Off, an image gets only
     # `labels:`, and with none of those its build has no label step (0.1-0.17 s here).
     oci_labels: bool = True
+    # The engine's builder: `classic` (its legacy builder, each step a container) or
+    # `buildkit` (steps run in parallel where they can, labels set without a step of their
+    # own, RUN --mount=type=cache). Not the default yet: see the README.
+    builder: Builder = "classic"
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
 
@@ -149,6 +153,7 @@ class RepositoryConfig(StrictModel):
                     target=self.target,
                     labels=self.labels,
                     oci_labels=self.oci_labels,
+                    builder=self.builder,
                     paths=self.paths,
                     ignore_paths=self.ignore_paths,
                     rules=self.rules,
@@ -165,6 +170,7 @@ class RepositoryConfig(StrictModel):
                     "oci_labels": (
                         self.oci_labels if image.oci_labels is None else image.oci_labels
                     ),
+                    "builder": image.builder or self.builder,
                     "paths": image.paths or self.paths,
                     "ignore_paths": image.ignore_paths or self.ignore_paths,
                 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -39,3 +39,5 @@ class StrictModel(BaseModel):
 
 Labels = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
 Globs = list[Annotated[str, Field(min_length=1)]]
+# The engine's builder for an image (builder.engine.DockerEngine.build).
+Builder = Literal["classic", "buildkit"]

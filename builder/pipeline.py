@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from builder.buildkit import CACHED_LINE, STEP_LINE
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.paths import resolve_build_paths
@@ -63,18 +64,27 @@ def oci_labels(plan: BuildPlan, commit: CommitInfo) -> dict[str, str]:
 
 
 class _StepCounter:
-    """Passes build output on, counting steps and the ones the engine took from its cache."""
+    """Passes build output on, counting steps and the ones the engine took from its cache:
+    the classic builder's "Step 2/3 : ..." and "---> Using cache", or BuildKit's
+    "#6 [2/3] ..." and "#6 CACHED" (builder/buildkit.py)."""
 
     def __init__(self, say: LogSink) -> None:
         self.say = say
         self.steps = 0
         self.cached = 0
+        self._buildkit_steps: set[str] = set()
 
     def __call__(self, line: str) -> None:
         if line.startswith("Step "):
             self.steps += 1
         elif line.strip() == "---> Using cache":
             self.cached += 1
+        elif line.startswith("#"):
+            if step := STEP_LINE.match(line):
+                self.steps += 1
+                self._buildkit_steps.add(step[1])
+            elif (hit := CACHED_LINE.match(line)) and hit[1] in self._buildkit_steps:
+                self.cached += 1
         self.say(line)
 
 
@@ -139,12 +149,17 @@ class Pipeline:
             if skipped:
                 say(f"==> skipped: {skipped}")
                 return BuildResult(tags, skipped=skipped)
-            context, dockerfile, labels = self._context(
-                plan, checkout, scratch, oci_labels(plan, commit), say
+            # BuildKit sets build labels as it writes the image; the classic builder needs
+            # them in the Dockerfile to spend one step on them, not one each.
+            buildkit = plan.builder == "buildkit"
+            labels = oci_labels(plan, commit)
+            context, dockerfile, step_labels = self._context(
+                plan, checkout, scratch, {} if buildkit else labels, say
             )
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
-            say(f"==> building {plan.dockerfile} in context {plan.context}")
+            with_what = " with BuildKit" if buildkit else ""
+            say(f"==> building {plan.dockerfile} in context {plan.context}{with_what}")
             clock = time.monotonic()
             steps = _StepCounter(say)
             image_id = self.engine.build(
@@ -152,11 +167,12 @@ class Pipeline:
                 dockerfile,
                 tag=f"{plan.image}:{tags[0]}",
                 build_args=plan.build_args,
-                labels=labels,
+                labels=labels if buildkit else step_labels,
                 target=plan.target,
                 on_line=steps,
                 cache_from=cache_from,
-                scratch=scratch,
+                scratch=None if buildkit else scratch,
+                buildkit=buildkit,
             )
             say(
                 f"==> built {image_id} in {time.monotonic() - clock:.2f}s; "

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from builder.configtypes import BuildArgs, Globs, Labels, RepoPath, StrictModel
+from builder.configtypes import BuildArgs, Builder, Globs, Labels, RepoPath, StrictModel
 from builder.patterns import PatternError, RefPattern
 from builder.templates import TemplateError, check_template
 
@@ -130,6 +130,7 @@ class ImageConfig(StrictModel):
     target: str | None = None
     labels: Labels | None = None
     oci_labels: bool | None = None  # None: the repository's
+    builder: Builder | None = None  # None: the repository's
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
     rules: list[RuleConfig] = Field(min_length=1)

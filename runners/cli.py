@@ -15,6 +15,7 @@ import click
 from redis import Redis
 from redis.exceptions import RedisError
 
+from builder.buildkit import STEP_LINE
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
 from runners import redisclient, servicelog
@@ -60,7 +61,7 @@ token_option = click.option(
     default=None,
     help="API token, where reads need one (default: the config's server.token).",
 )
-STEP = re.compile(r"Step \d+/\d+ : ")
+STEP = re.compile(r"Step \d+/\d+ : ")  # the classic builder's; BuildKit's is STEP_LINE
 
 
 def _load(config_path: str, long_running: bool = False) -> Config:
@@ -509,12 +510,16 @@ def _log_client(config: Config, server: str | None, token: str | None) -> LogCli
         raise click.ClickException(str(exc)) from exc
 
 
+def _is_step(line: str) -> bool:
+    return bool(STEP.match(line) or STEP_LINE.match(line))
+
+
 def _follow(client: LogClient, build_id: str) -> int:
     """Print a build's log as it grows, every line once; return the exit code its end
     calls for. Build steps stand out on a terminal."""
 
     def line(text: str) -> None:
-        click.echo(click.style(text, bold=True) if STEP.match(text) else text)
+        click.echo(click.style(text, bold=True) if _is_step(text) else text)
 
     ended = client.follow(build_id, line)
     if ended not in {s.value for s in BuildStatus}:

@@ -440,6 +440,7 @@ COPY_ALL = "FROM hookbuild-test/busybox\nCOPY . /app/\n"
         ),
     ],
 )
+@pytest.mark.parametrize("builder", ["classic", "buildkit"])
 def test_the_context_is_what_docker_build_would_send(
     redis: Redis,
     docker_host: str,
@@ -451,15 +452,20 @@ def test_the_context_is_what_docker_build_would_send(
     context_line: str,
     present: set[str],
     absent: set[str],
+    builder: str,
 ) -> None:
     """Streamed straight from git where nothing differs, from a checkout where it would
     (a .dockerignore of the repository's own, a Dockerfile outside the context); either
-    way the image holds what `docker build` would have put there, and the OCI labels."""
+    way, with either builder, the image holds what `docker build` would have put there,
+    and the OCI labels."""
     repo = make_repo("acme/web")
     sha = repo.commit(files)
     repo.push("main")
     config = make_config(
-        tmp_path / "state", registry.host, image_path="ctx/web", extra_repo=extra_repo
+        tmp_path / "state",
+        registry.host,
+        image_path="ctx/web",
+        extra_repo=f"{extra_repo}    builder: {builder}\n",
     )
     client = TestClient(create_app(config, redis))
     _, answer = post_github_push(

@@ -1,0 +1,71 @@
+"""A build context as the body of a BuildKit build request.
+
+A tar file (builder/streamcontext.py) goes as it is. A checkout directory is packed as
+docker-py packs it for the classic builder (its .dockerignore honoured, a Dockerfile from
+outside it added under a random name), but in GNU tar format: BuildKit takes the body for a
+tar only if the first member's header is whole within its first 1024 bytes, and Python's
+default PAX format writes an extra header before every file whose mtime has a fraction,
+which a fresh checkout's all have. BuildKit would then read the tar as a Dockerfile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from docker.api.build import process_dockerfile
+from docker.utils.build import exclude_paths
+
+
+@contextlib.contextmanager
+def context_body(context: Path, dockerfile: Path | str) -> Iterator[tuple[BinaryIO, str]]:
+    """The body, and the Dockerfile's name in it."""
+    if context.is_file():
+        with open(context, "rb") as tar:
+            yield tar, str(dockerfile)
+        return
+    with tempfile.TemporaryFile() as body:
+        name = pack_directory(context, dockerfile, body)
+        body.seek(0)
+        yield body, name
+
+
+def pack_directory(root: Path, dockerfile: Path | str, out: BinaryIO) -> str:
+    """Write `root`'s context to `out` as a tar; return the Dockerfile's name in it."""
+    exclude = _dockerignore(root)
+    name, outside = process_dockerfile(str(dockerfile), str(root))
+    extra: dict[str, str] = {}
+    if outside is not None:  # as docker-py does: the copy is added, and ignored by COPY
+        extra = {".dockerignore": "\n".join([*(exclude or [".dockerignore"]), name]), name: outside}
+    paths = sorted(exclude_paths(str(root), list(exclude), dockerfile=name))
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path in paths:
+            if path in extra:
+                continue
+            info = tar.gettarinfo(str(root / path), arcname=path)
+            if info is None:
+                continue  # a socket: nothing a build can copy
+            if info.isfile():
+                with open(root / path, "rb") as data:
+                    tar.addfile(info, data)
+            else:
+                tar.addfile(info)
+        for member, text in extra.items():
+            encoded = text.encode()
+            info = tarfile.TarInfo(member)
+            info.size = len(encoded)
+            tar.addfile(info, io.BytesIO(encoded))
+    return str(name)
+
+
+def _dockerignore(root: Path) -> list[str]:
+    ignore = root / ".dockerignore"
+    if not ignore.exists():
+        return []
+    rules = (line.strip() for line in ignore.read_text().splitlines())
+    return [rule for rule in rules if rule and not rule.startswith("#")]

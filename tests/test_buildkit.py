@@ -1,0 +1,157 @@
+"""`builder: buildkit`: the engine's BuildKit builds, with real dockerd, registry and git."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from starlette.testclient import TestClient
+
+from builder.buildkit import STEP_LINE
+from builder.config import load_config
+from runners.records import BuildStatus, BuildStore
+from tests.conftest import MakeRepo
+from tests.helpers import make_config
+from tests.registry import RegistryReader
+from tests.services import wait_until
+from tests.test_pipeline_e2e import push_and_build
+from tests.test_scheduling import finished
+from tests.workers import WorkerProcess, deliver, write_config
+from webhooks.app import create_app
+
+pytestmark = pytest.mark.docker
+BUILDKIT = "    builder: buildkit\n"
+LAYERED = """FROM hookbuild-test/busybox
+ARG GREETING
+RUN echo "$GREETING" > /greeting
+COPY version.txt /version.txt
+RUN cat /version.txt > /commit.txt
+"""
+
+
+def steps(log: list[str]) -> list[str]:
+    return [line.split(" ", 1)[1] for line in log if STEP_LINE.match(line)]
+
+
+def step_numbers(log: list[str]) -> dict[str, str]:
+    """Each Dockerfile step's place ("[2/4]") -> its number in the log ("#5")."""
+    return {line.split(" ")[1]: line.split(" ")[0] for line in log if STEP_LINE.match(line)}
+
+
+def test_buildkit_labels_the_image_without_a_step_and_its_log_shows_the_cache_hits(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo("acme/web")
+    first = repo.commit({"Dockerfile": LAYERED, "version.txt": "one\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", registry.host, image_path="bk/web", extra_repo=BUILDKIT
+    )
+
+    record, log = push_and_build(redis, docker_host, config, repo.url, first, "bk-1")
+
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert registry.tags("bk/web") == sorted(["latest", first[:7]])
+    assert registry.read_file("bk/web", "latest", "/greeting") == "hello\n"  # the build arg
+    assert registry.read_file("bk/web", "latest", "/commit.txt") == "one\n"
+    labels = registry.config("bk/web", "latest")["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == first
+    assert labels["dev.hookbuild.repository"] == "acme/web"
+    assert "==> building Dockerfile in context . with BuildKit" in log
+    assert not any(line.startswith("Step ") for line in log), log
+    # The Dockerfile's four steps and no label step; each step's end is logged.
+    assert [s.split("] ", 1)[1].split(" ")[0] for s in steps(log)] == ["FROM", "RUN", "COPY", "RUN"]
+    assert sum(1 for line in log if re.match(r"#\d+ DONE \d+\.\d+s$", line)) >= 4, log
+
+    second = repo.commit({"version.txt": "two\n"})
+    repo.push("main")
+    record, log = push_and_build(redis, docker_host, config, repo.url, second, "bk-2")
+
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert registry.read_file("bk/web", "latest", "/commit.txt") == "two\n"
+    numbers = step_numbers(log)
+    assert f"{numbers['[2/4]']} CACHED" in log, log  # the RUN before the changed file
+    assert f"{numbers['[3/4]']} CACHED" not in log, log
+    [built] = [line for line in log if line.startswith("==> built ")]
+    hits = re.search(r"; (\d) of 4 steps from the cache$", built)
+    assert hits is not None and int(hits[1]) >= 1, built
+
+
+def test_a_failing_run_step_fails_the_buildkit_build_with_its_output(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo()
+    sha = repo.commit(
+        {"Dockerfile": "FROM hookbuild-test/busybox\nRUN echo about to fail && false\n"}
+    )
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", registry.host, image_path="bkfail/web", extra_repo=BUILDKIT
+    )
+
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "bk-f")
+
+    assert record.status is BuildStatus.FAILED
+    assert record.error is not None and "exit code: 1" in record.error, record.error
+    [step] = [line.split(" ")[0] for line in log if STEP_LINE.match(line) and "RUN" in line]
+    assert f"{step} about to fail" in log, log
+    assert any(line.startswith(f"{step} ERROR: ") for line in log), log
+    assert registry.tags("bkfail/web") == []
+
+
+def test_a_buildkit_build_that_times_out_is_stopped_on_the_engine(
+    redis: Redis,
+    redis_url: str,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """BuildKit's steps are not containers `docker ps` lists: the step's own process must
+    be gone, found by a mark no other test's command has."""
+    mark = f"bk-timeout-{os.urandom(4).hex()}"
+    name = f"bk-{os.urandom(3).hex()}/web"
+    repo = make_repo(name)
+    dockerfile = f"FROM hookbuild-test/busybox\nRUN echo started && sleep 120 && echo {mark}\n"
+    sha = repo.commit({"Dockerfile": dockerfile})
+    repo.push("main")
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        registry.host,
+        [(name, repo.url, "      - {branch: main, tags: [t], timeout: 4}\n")],
+    )
+    path.write_text(path.read_text().replace("    rules:\n", f"{BUILDKIT}    rules:\n"))
+    config = load_config(path, {})
+    worker = WorkerProcess(path, redis_url, docker_host, "w-bk-timeout")
+    try:
+        [build_id] = deliver(
+            TestClient(create_app(config, redis)), name, "refs/heads/main", sha, "bk-t"
+        )
+        store = BuildStore(redis)
+        wait_until(lambda: _running(mark), 60, "the RUN step to start")
+
+        record = finished(store, build_id)
+
+        assert record.status is BuildStatus.FAILED and record.error == "timed out after 4s"
+        wait_until(lambda: not _running(mark), 30, "the step's process to be stopped")
+        assert "#1 [internal] load remote build context" in store.log_lines(build_id)
+    finally:
+        worker.stop()
+
+
+def _running(mark: str) -> bool:
+    found = subprocess.run(["pgrep", "-f", mark], capture_output=True, check=False)
+    return found.returncode == 0
