@@ -7,8 +7,10 @@ as hookbuild does, and so shows hookbuild's own cost apart from the label step's
 legacy builder makes labels a step of their own, a container create and commit (~0.1 s
 here; one step per `--label`, hence hookbuild's one LABEL line for all of its labels).
 Each of the three has its own Docker engine, so none borrows another's layer cache.
-`--oci-labels-off` runs hookbuild with `oci_labels: false`, which leaves that step out.
-Run: .venv/bin/python -m bench.e2e [--small-only] [--oci-labels-off]
+`--oci-labels-off` runs hookbuild with `oci_labels: false`, which leaves that step out;
+`--buildkit` with `builder: buildkit`, which sets the labels without a step. (The plain
+script cannot use BuildKit here: the docker CLI needs its buildx plugin for that.)
+Run: .venv/bin/python -m bench.e2e [--small-only] [--oci-labels-off] [--buildkit]
 """
 
 from __future__ import annotations
@@ -58,18 +60,18 @@ class Row:
 
 
 def run_case(
-    b: Bench, name: str, files: dict[str, str], change: dict[str, str], oci_labels: bool = True
+    b: Bench, name: str, files: dict[str, str], change: dict[str, str], repo_keys: str = ""
 ) -> tuple[list[Row], list[tuple[str, list[str]]]]:
     """COLD_ROUNDS cold builds, each of its own repository whose Dockerfile no engine has
     seen (the sides take turns going first, as below), then NEXT_COMMITS further commits of
-    `change` to the first repository (each a new content): a row for each."""
+    `change` to the first repository (each a new content): a row for each. `repo_keys`:
+    more settings of hookbuild's repositories, as YAML lines."""
     plain_engine, hookbuild_engine, labelled_engine = b.docker_hosts
     repos = [b.repo(f"bench/{name}")]
     repos += [b.repo(f"bench/{name}-cold{n}") for n in range(1, COLD_ROUNDS)]
     firsts = [repo.commit(_unseen(files, f"{name}-{n}")) for n, repo in enumerate(repos)]
-    rules = '      - {branch: main, tags: [latest, "{short_sha}"]}\n'
-    if not oci_labels:
-        rules += "    oci_labels: false\n"  # a key of the repository, after its rules
+    # The repository's own keys may follow its rules.
+    rules = '      - {branch: main, tags: [latest, "{short_sha}"]}\n' + repo_keys
     config = b.config([(repo, rules) for repo in repos])
     base = b.serve(config)
     b.worker(config, hookbuild_engine, f"bench-worker-{name}")
@@ -192,8 +194,15 @@ def main() -> None:
         action="store_true",
         help="hookbuild with `oci_labels: false`: no labels of its own, and no label step",
     )
+    parser.add_argument(
+        "--buildkit",
+        action="store_true",
+        help="hookbuild with `builder: buildkit`: the engine's BuildKit, labels without a step",
+    )
     args = parser.parse_args()
-    labelled = not args.oci_labels_off
+    settings = {"oci_labels: false": args.oci_labels_off, "builder: buildkit": args.buildkit}
+    chosen = [setting for setting, on in settings.items() if on]
+    repo_keys = "".join(f"    {setting}\n" for setting in chosen)
     big_rows: list[Row] = []
     big_phases: list[tuple[str, list[str]]] = []
     with bench(engines=3) as b:
@@ -203,7 +212,7 @@ def main() -> None:
             "e2e",
             {"Dockerfile": DOCKERFILE, **sources},
             {"src/file7.txt": "changed\n"},
-            labelled,
+            repo_keys,
         )
         # A larger source tree (3,000 files, 12 MB): the clone the plain script makes every
         # time is what the cached mirror saves.
@@ -211,11 +220,11 @@ def main() -> None:
             big = {f"src/d{i // 100}/f{i}.txt": f"{i} {'x' * 64}\n" * 64 for i in range(3000)}
             repo_files = {"Dockerfile": BIG_DOCKERFILE, **big}
             big_rows, big_phases = run_case(
-                b, "big", repo_files, {"src/d7/f700.txt": "changed\n"}, labelled
+                b, "big", repo_files, {"src/d7/f700.txt": "changed\n"}, repo_keys
             )
 
-    if not labelled:
-        print("hookbuild ran with `oci_labels: false`: no labels of its own, no label step")
+    if chosen:
+        print(f"hookbuild ran with {', '.join(chosen)}")
     report("benchmark 1/4: webhook -> every tag in the registry (2 tags), seconds", rows)
     for label, lines in phases:
         print(f"hookbuild phases, {label}: " + " | ".join(line[4:] for line in lines))

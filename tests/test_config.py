@@ -214,3 +214,47 @@ repositories:
     assert seen["localhost:5000/api"] == {"team": "web"}  # the repository's choice
     assert seen["localhost:5000/web"]["team"] == "web"  # its own: both kinds
     assert "org.opencontainers.image.revision" in seen["localhost:5000/web"]
+
+
+def test_builder_defaults_to_classic_and_an_image_may_choose_its_own() -> None:
+    from builder.events import PushEvent
+    from builder.rules import decide
+
+    config = parse_config(
+        """
+repositories:
+  - name: acme/one
+    forge: github
+    secret: s
+    image: localhost:5000/one
+    rules: [{branch: main, tags: [latest]}]
+  - name: acme/mono
+    forge: github
+    secret: s
+    builder: buildkit
+    images:
+      - {name: localhost:5000/api, rules: [{branch: main, tags: [latest]}]}
+      - {name: localhost:5000/web, builder: classic, rules: [{branch: main, tags: [latest]}]}
+""",
+        {},
+    )
+    chosen: dict[str, str] = {}
+    for repository in config.repositories:
+        push = PushEvent(
+            forge="github",
+            repository=repository.name,
+            ref="refs/heads/main",
+            sha="a" * 40,
+            clone_url="https://example.invalid/r.git",
+        )
+        for plan in decide(repository, push).plans:
+            chosen[plan.image] = plan.builder
+    assert chosen == {
+        "localhost:5000/one": "classic",
+        "localhost:5000/api": "buildkit",  # the repository's
+        "localhost:5000/web": "classic",  # its own
+    }
+    bad = GOOD.replace("    rules:\n", "    builder: kaniko\n    rules:\n", 1)
+    [problem] = problems(bad, {"ACME_WEB_SECRET": "s"})
+    assert problem.startswith("repositories[0].builder: ")
+    assert "'classic' or 'buildkit'" in problem

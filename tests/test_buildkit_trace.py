@@ -1,0 +1,113 @@
+"""BuildKit's progress messages into log lines, from messages written here byte by byte."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from builder.buildkit import BuildKitProgress, TraceError
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field(number: int, value: int | bytes | str) -> bytes:
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def timestamp(seconds: float) -> bytes:
+    whole = int(seconds)
+    return field(1, whole) + field(2, round((seconds - whole) * 1e9))
+
+
+def vertex(digest: str, name: str, **state: float | bool | str) -> bytes:
+    body = field(1, digest) + field(3, name)
+    if state.get("cached"):
+        body += field(4, 1)
+    if "started" in state:
+        body += field(5, timestamp(float(state["started"])))
+    if "completed" in state:
+        body += field(6, timestamp(float(state["completed"])))
+    if "error" in state:
+        body += field(7, str(state["error"]))
+    return field(1, body)
+
+
+def log(digest: str, message: bytes) -> bytes:
+    return field(3, field(1, digest) + field(2, timestamp(1.0)) + field(3, 1) + field(4, message))
+
+
+def status(digest: str, ident: str, done: bool) -> bytes:
+    body = field(1, ident) + field(2, digest) + field(4, 10)
+    return field(2, body + (field(8, timestamp(2.0)) if done else b""))
+
+
+def aux(*parts: bytes) -> str:
+    return base64.b64encode(b"".join(parts)).decode()
+
+
+def test_steps_are_numbered_as_they_start_with_their_output_and_their_end() -> None:
+    lines: list[str] = []
+    progress = BuildKitProgress(lines.append)
+
+    progress.feed(aux(vertex("sha256:a", "[1/3] FROM base"), vertex("sha256:b", "[2/3] RUN make")))
+    progress.feed(aux(vertex("sha256:b", "[2/3] RUN make", started=10.0)))
+    progress.feed(aux(log("sha256:b", b"compil"), log("sha256:b", b"ing\r\nlinked\npart")))
+    progress.feed(aux(vertex("sha256:a", "[1/3] FROM base", cached=True, started=10.0)))
+    progress.feed(aux(status("sha256:b", "writing", False), status("sha256:b", "writing", True)))
+    progress.feed(aux(status("sha256:b", "writing", True)))
+    progress.feed(aux(vertex("sha256:b", "[2/3] RUN make", started=10.0, completed=12.34)))
+    progress.feed(aux(vertex("sha256:b", "[2/3] RUN make", started=10.0, completed=12.34)))
+
+    assert lines == [
+        "#1 [2/3] RUN make",  # the first to start, not the first listed
+        "#1 compiling",  # a line split across two messages
+        "#1 linked",
+        "#2 [1/3] FROM base",
+        "#2 CACHED",
+        "#1 writing done",  # once, when done
+        "#1 part",  # the unfinished line, before the step's end
+        "#1 DONE 2.3s",  # once
+    ]
+    assert progress.failing_lines() == []
+
+
+def test_a_failed_step_keeps_its_own_lines_for_the_error() -> None:
+    lines: list[str] = []
+    progress = BuildKitProgress(lines.append)
+    progress.feed(aux(vertex("sha256:a", "[1/2] COPY . /", started=1.0, completed=1.5)))
+    progress.feed(aux(vertex("sha256:b", "[2/2] RUN false", started=2.0)))
+    progress.feed(aux(log("sha256:b", b"about to fail\n")))
+    failed = vertex("sha256:b", "[2/2] RUN false", started=2.0, completed=2.1, error="exit code: 1")
+    progress.feed(aux(failed))
+
+    assert progress.failing_lines() == [
+        "#2 [2/2] RUN false",
+        "#2 about to fail",
+        "#2 ERROR: exit code: 1",
+    ]
+    assert lines[-1] == "#2 ERROR: exit code: 1"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(aux(field(1, b"\x0a\x05ab")), id="truncated-field"),
+        pytest.param(aux(b"\x0a\x80"), id="truncated-varint"),
+        pytest.param(aux(b"\x0b"), id="unknown-wire-type"),
+        pytest.param("not base64!", id="not-base64"),
+    ],
+)
+def test_a_message_that_is_not_buildkits_is_refused_clearly(broken: str) -> None:
+    with pytest.raises(TraceError):
+        BuildKitProgress(lambda line: None).feed(broken)
