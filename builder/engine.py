@@ -28,7 +28,7 @@ from builder.errors import BuildFailed, RegistryError, from_docker_error
 LineSink = Callable[[str], None]
 
 # Transient registry trouble: worth another try. A refused login or a bad name is not.
-_TRANSIENT_PUSH_WORDS = (
+_TRANSIENT_WORDS = (
     "connection refused",
     "timeout",
     "502",
@@ -117,6 +117,11 @@ def _failure_reason(chunk: Mapping[str, Any], fallback: str) -> str | None:
         return None
     detail = chunk.get("errorDetail") or {}
     return str(detail.get("message") or chunk.get("error") or fallback).strip()
+
+
+def _registry_error(doing: str, reason: str) -> RegistryError:
+    transient = any(word in reason.lower() for word in _TRANSIENT_WORDS)
+    return RegistryError(f"{doing}: {reason}", transient=transient)
 
 
 class DockerEngine:
@@ -317,13 +322,9 @@ class DockerEngine:
             )
             failure = None
             for chunk in stream:  # to the end, even after an error (see build)
-                if ("error" in chunk or "errorDetail" in chunk) and failure is None:
-                    detail = chunk.get("errorDetail") or {}
-                    reason = (detail.get("message") or chunk.get("error") or "push failed").strip()
-                    transient = any(word in reason.lower() for word in _TRANSIENT_PUSH_WORDS)
-                    failure = RegistryError(
-                        f"pushing {repository}:{tag}: {reason}", transient=transient
-                    )
+                reason = _failure_reason(chunk, "push failed")
+                if reason is not None and failure is None:
+                    failure = _registry_error(f"pushing {repository}:{tag}", reason)
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = str(aux["Digest"])
@@ -350,8 +351,28 @@ class DockerEngine:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise from_docker_error(exc, f"listing images of {repository}") from exc
 
+    def has_image(self, reference: str) -> bool:
+        try:
+            self.client.inspect_image(reference)
+        except docker.errors.ImageNotFound:
+            return False
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise from_docker_error(exc, f"inspecting {reference}") from exc
+        return True
+
     def pull(self, repository: str, tag: str, auth: RegistryAuth | None) -> bool:
         """Pull one image; False (not an error) when the registry does not have it."""
+        return self._pull(repository, tag, auth) is None
+
+    def pull_image(self, reference: str, auth: RegistryAuth | None) -> None:
+        """Pull `reference` (`name[:tag]` or `name@digest`); raise `RegistryError` with the
+        registry's reason, transient when worth another try."""
+        why = self._pull(reference, None, auth)
+        if why is not None:
+            raise _registry_error(f"pulling {reference}", why)
+
+    def _pull(self, repository: str, tag: str | None, auth: RegistryAuth | None) -> str | None:
+        """Why the pull failed; None when it did not."""
         try:
             for chunk in self.client.pull(
                 repository,
@@ -360,11 +381,14 @@ class DockerEngine:
                 decode=True,
                 auth_config=auth.as_auth_config() if auth else None,
             ):
-                if "error" in chunk or "errorDetail" in chunk:
-                    return False
-        except (docker.errors.DockerException, requests.RequestException):
-            return False
-        return True
+                reason = _failure_reason(chunk, "pull failed")
+                if reason is not None:
+                    return reason
+        except docker.errors.APIError as exc:
+            return str(exc.explanation or exc)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            return str(exc)
+        return None
 
     def prune(
         self,

@@ -7,6 +7,7 @@ is pushed unless the build succeeded and no release tag refuses it.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from builder.baseimages import base_images
 from builder.buildkit import CACHED_LINE, STEP_LINE
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
@@ -158,6 +160,8 @@ class Pipeline:
             )
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
+            if buildkit:
+                self._pull_base_images(plan, say)
             with_what = " with BuildKit" if buildkit else ""
             say(f"==> building {plan.dockerfile} in context {plan.context}{with_what}")
             clock = time.monotonic()
@@ -245,6 +249,20 @@ class Pipeline:
             return [reference]
         say(f"==> no local build cache for {plan.image}, and {reference} is not in the registry")
         return []
+
+    def _pull_base_images(self, plan: BuildPlan, say: LogSink) -> None:
+        """BuildKit, without a client session, builds only from images the engine has
+        (builder/baseimages.py): the others are pulled first, with the config's
+        credentials for their registry."""
+        text = self.mirrors.read_file(plan.clone_url, plan.sha, plan.dockerfile)
+        dockerfile = text.decode("utf-8", "replace")
+        for image in base_images(dockerfile, plan.build_args, plan.target):
+            if self.engine.has_image(image):
+                continue
+            say(f"==> pulling the base image {image}")
+            auth = self._registry_auth(image)
+            pull = functools.partial(self.engine.pull_image, image, auth)
+            self._retrying(pull, f"pulling {image}", say)
 
     def _path_filter(
         self, plan: BuildPlan, credentials: tuple[str, str] | None, say: LogSink
