@@ -160,8 +160,7 @@ class Pipeline:
             )
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
-            if buildkit:
-                self._pull_base_images(plan, say)
+            self._pull_base_images(plan, buildkit, say)
             with_what = " with BuildKit" if buildkit else ""
             say(f"==> building {plan.dockerfile} in context {plan.context}{with_what}")
             clock = time.monotonic()
@@ -250,17 +249,21 @@ class Pipeline:
         say(f"==> no local build cache for {plan.image}, and {reference} is not in the registry")
         return []
 
-    def _pull_base_images(self, plan: BuildPlan, say: LogSink) -> None:
-        """BuildKit, without a client session, builds only from images the engine has
-        (builder/baseimages.py): the others are pulled first, with the config's
-        credentials for their registry."""
+    def _pull_base_images(self, plan: BuildPlan, buildkit: bool, say: LogSink) -> None:
+        """Pull the Dockerfile's base images that the engine lacks (builder/baseimages.py),
+        with the config's credentials for their registry: each one for BuildKit, which
+        without a client session pulls nothing itself; for the classic builder, those in
+        a registry the config has credentials for (it pulls the others itself, as
+        `docker build` does, but knows nothing of the config)."""
+        if not buildkit and not any(r.has_credentials for r in self.config.registries):
+            return
         text = self.mirrors.read_file(plan.clone_url, plan.sha, plan.dockerfile)
         dockerfile = text.decode("utf-8", "replace")
         for image in base_images(dockerfile, plan.build_args, plan.target):
-            if self.engine.has_image(image):
+            auth = self._registry_auth(image)
+            if (auth is None and not buildkit) or self.engine.has_image(image):
                 continue
             say(f"==> pulling the base image {image}")
-            auth = self._registry_auth(image)
             pull = functools.partial(self.engine.pull_image, image, auth)
             self._retrying(pull, f"pulling {image}", say)
 

@@ -7,7 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import docker
 import pytest
 from redis import Redis
 from starlette.testclient import TestClient
@@ -15,7 +14,7 @@ from starlette.testclient import TestClient
 from builder.buildkit import STEP_LINE
 from builder.config import load_config
 from runners.records import BuildStatus, BuildStore
-from tests.conftest import REGISTRY_USER, MakeRepo
+from tests.conftest import MakeRepo
 from tests.helpers import make_config
 from tests.registry import RegistryReader
 from tests.services import wait_until
@@ -156,44 +155,6 @@ def test_a_buildkit_build_that_times_out_is_stopped_on_the_engine(
 def _running(mark: str) -> bool:
     found = subprocess.run(["pgrep", "-f", mark], capture_output=True, check=False)
     return found.returncode == 0
-
-
-def test_buildkit_builds_from_a_private_base_image_the_engine_lacks(
-    redis: Redis,
-    docker_host: str,
-    auth_registry: RegistryReader,
-    make_repo: MakeRepo,
-    tmp_path: Path,
-) -> None:
-    """BuildKit pulls nothing itself here: hookbuild pulls the base, with the config's
-    credentials for its registry."""
-    base = f"{auth_registry.host}/base/private-{os.urandom(3).hex()}"
-    engine = docker.APIClient(base_url=docker_host)
-    engine.tag("hookbuild-test/busybox", base, "1")
-    user, password = REGISTRY_USER
-    for _ in engine.push(
-        base, "1", stream=True, auth_config={"username": user, "password": password}
-    ):
-        pass
-    engine.remove_image(f"{base}:1")
-    repo = make_repo()
-    files = {"Dockerfile": f"ARG BASE={base}\nFROM $BASE:1\nRUN echo built > /built\n"}
-    sha = repo.commit(files)
-    repo.push("main")
-    config = make_config(
-        tmp_path / "state",
-        auth_registry.host,
-        image_path="bk/private-base",
-        registry_auth=REGISTRY_USER,
-        extra_repo=BUILDKIT,
-    )
-
-    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "bk-base")
-
-    assert record.status is BuildStatus.SUCCEEDED, record.error
-    assert f"==> pulling the base image {base}:1" in log
-    assert auth_registry.read_file("bk/private-base", "latest", "/built") == "built\n"
-    assert password not in "\n".join(log)
 
 
 def test_a_base_image_that_cannot_be_pulled_fails_the_buildkit_build_clearly(

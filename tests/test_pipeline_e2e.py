@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import docker
 import pytest
 from redis import Redis
 from starlette.testclient import TestClient
@@ -246,6 +248,46 @@ def test_push_to_registry_with_htpasswd_auth(
     assert REGISTRY_USER[1] not in "\n".join(log)
     # The second tag was put by hookbuild itself, with the registry's Basic auth.
     assert f"{sha[:7]}: manifest {record.digest} put under this tag; its layers are there" in log
+
+
+@pytest.mark.parametrize("builder", ["classic", "buildkit"])
+def test_a_private_base_image_the_engine_lacks_is_pulled_with_the_configs_credentials(
+    redis: Redis,
+    docker_host: str,
+    auth_registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    builder: str,
+) -> None:
+    """BuildKit pulls nothing itself here, and the classic builder would pull without the
+    config's credentials: hookbuild pulls the base, with them."""
+    base = f"{auth_registry.host}/base/private-{os.urandom(3).hex()}"
+    engine = docker.APIClient(base_url=docker_host)
+    engine.tag("hookbuild-test/busybox", base, "1")
+    user, password = REGISTRY_USER
+    for _ in engine.push(
+        base, "1", stream=True, auth_config={"username": user, "password": password}
+    ):
+        pass
+    engine.remove_image(f"{base}:1")
+    repo = make_repo()
+    files = {"Dockerfile": f"ARG BASE={base}\nFROM $BASE:1\nRUN echo built > /built\n"}
+    sha = repo.commit(files)
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state",
+        auth_registry.host,
+        image_path=f"{builder}/private-base",
+        registry_auth=REGISTRY_USER,
+        extra_repo=f"    builder: {builder}\n",
+    )
+
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "bk-base")
+
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert f"==> pulling the base image {base}:1" in log
+    assert auth_registry.read_file(f"{builder}/private-base", "latest", "/built") == "built\n"
+    assert password not in "\n".join(log)
 
 
 def test_tags_after_the_first_fall_back_to_the_engine_when_the_registry_cannot_be_asked(
