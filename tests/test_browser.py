@@ -60,10 +60,12 @@ class Dashboard:
     url: str
     repo: GitRepo
     store: BuildStore
+    builder: str
 
 
 @pytest.fixture
 def dashboard(
+    request: pytest.FixtureRequest,
     redis: Redis,
     redis_url: str,
     registry: RegistryReader,
@@ -71,7 +73,8 @@ def dashboard(
     make_repo: MakeRepo,
     tmp_path: Path,
 ) -> Iterator[Dashboard]:
-    """The app on a real port, with one worker on the test engine."""
+    """The app on a real port, with one worker on the test engine; the builder is the
+    test's parameter where it has one (`indirect`), else the default."""
     repo = make_repo("browser/web")
     path = write_config(
         tmp_path / "builds.yml",
@@ -79,11 +82,13 @@ def dashboard(
         registry.host,
         [(repo.name, repo.url, "      - {branch: /.*/, tags: ['{branch}']}\n")],
     )
+    builder = getattr(request, "param", "classic")
+    path.write_text(path.read_text().replace("    rules:", f"    builder: {builder}\n    rules:"))
     app = create_app(load_config(path, {}), redis, docker_environ=docker_env(docker_host))
     worker = WorkerProcess(path, redis_url, docker_host, "w-browser")
     with live_server(app) as url:
         try:
-            yield Dashboard(url, repo, BuildStore(redis))
+            yield Dashboard(url, repo, BuildStore(redis), builder)
         finally:
             worker.stop()
 
@@ -153,22 +158,30 @@ def test_a_build_streams_its_log_into_the_page_and_turns_green(
     screenshot(page, "build-page-phone")
 
 
+FAILING_STEP = {
+    "classic": (r"^Step 3/\d+ : RUN echo broken-step && exit 3$", "non-zero code: 3"),
+    "buildkit": (r"^#\d+ \[3/3\] RUN echo broken-step && exit 3$", "exit code: 3"),
+}
+
+
 @pytest.mark.docker
+@pytest.mark.parametrize("dashboard", ["classic", "buildkit"], indirect=True)
 def test_a_failed_build_shows_its_failing_step(dashboard: Dashboard, page: Page) -> None:
     build_id = push(dashboard, FAILING, "browser-2")
+    step, reason = FAILING_STEP[dashboard.builder]
     page.goto(f"{dashboard.url}/builds/{build_id}")
 
     expect(page.locator("#status")).to_have_text("failed", timeout=120_000)
     failing = page.locator("#log div.failing-step")
     expect(failing).to_have_count(1)
-    expect(failing).to_contain_text(re.compile(r"^Step 3/\d+ : RUN echo broken-step && exit 3$"))
-    expect(page.locator("#log div.error").last).to_contain_text("non-zero code: 3")
-    screenshot(page, "build-page-failed")
+    expect(failing).to_contain_text(re.compile(step))
+    expect(page.locator("#log div.error").last).to_contain_text(reason)
+    screenshot(page, f"build-page-failed-{dashboard.builder}")
 
     # A visit after the end renders the same highlight from the stored log.
     page.reload()
     expect(page.locator("#log div.failing-step")).to_contain_text("broken-step")
-    expect(page.get_by_text("non-zero code: 3").first).to_be_visible()
+    expect(page.get_by_text(reason).first).to_be_visible()
 
 
 def test_a_ten_thousand_line_log_streams_in_whole_and_in_order(
