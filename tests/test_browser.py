@@ -218,3 +218,34 @@ def test_a_ten_thousand_line_log_streams_in_whole_and_in_order(
         expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
         rows = page.locator("#log > div").all_text_contents()
     assert rows == store.log_lines("chatty") and len(rows) == 10_100
+
+
+def test_the_place_in_line_goes_once_the_build_leaves_the_line(
+    redis: Redis, page: Page, tmp_path: Path
+) -> None:
+    """A page opened while its build waits says where it is in line, until a worker takes
+    it: no worker here, so the test moves the build on itself."""
+    name = f"line-{secrets.token_hex(3)}/web"
+    path = write_config(
+        tmp_path / "builds.yml",
+        tmp_path / "state",
+        "127.0.0.1:1",
+        [(name, "git://127.0.0.1:1/none.git", "      - {branch: main, tags: [main]}\n")],
+    )
+    with live_server(create_app(load_config(path, {}), redis, docker_environ={})) as url:
+        body = push_body(name, "refs/heads/main", "d" * 40)
+        answer = httpx.post(
+            f"{url}/hooks/github",
+            content=body,
+            headers=forge_headers("github", "push", body, SECRET, f"line-{name}"),
+            timeout=10,
+        )
+        assert answer.status_code == 202, answer.text
+        [build_id] = answer.json()["builds"]
+        page.goto(f"{url}/builds/{build_id}")
+        expect(page.locator("#position")).to_have_text(re.compile(r"position \d+ in line"))
+
+        BuildStore(redis).start(build_id, "worker-x")
+
+        expect(page.locator("#status")).to_have_text("running")
+        expect(page.locator("#position")).to_have_count(0)
