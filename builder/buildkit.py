@@ -36,7 +36,8 @@ CACHED_LINE = re.compile(r"#(\d+) CACHED$")
 
 
 class TraceError(ValueError):
-    """A trace message that is not the protobuf it should be."""
+    """A trace message that is not the protobuf it should be (BuildKitProgress notes it
+    in the log and goes on)."""
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -206,9 +207,18 @@ class BuildKitProgress:
         self._sink = sink
         self._steps: dict[str, _Step] = {}
         self._failed: _Step | None = None
+        self._unreadable = 0
 
     def feed(self, aux: str) -> None:
-        response = StatusResponse.decode(aux)
+        try:
+            response = StatusResponse.decode(aux)
+        except TraceError as exc:
+            # Only the log loses by it: whether the build worked comes in the engine's own
+            # error messages, not in the trace. Said once, not for every message.
+            if not self._unreadable:
+                self._sink(f"==> note: unreadable BuildKit progress ({exc}); the build goes on")
+            self._unreadable += 1
+            return
         for vertex in response.vertexes:
             self._vertex(vertex)
         for status in response.statuses:

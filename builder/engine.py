@@ -22,7 +22,7 @@ import docker.errors
 import requests
 
 from builder.buildcontext import context_body
-from builder.buildkit import TRACE_ID, BuildKitProgress, TraceError
+from builder.buildkit import TRACE_ID, BuildKitProgress
 from builder.errors import BuildFailed, RegistryError, from_docker_error
 
 LineSink = Callable[[str], None]
@@ -276,8 +276,6 @@ class DockerEngine:
                     aux = chunk.get("aux")
                     if isinstance(aux, dict) and "ID" in aux:
                         image_id = aux["ID"]
-        except TraceError as exc:
-            raise BuildFailed(f"the engine's BuildKit progress is unreadable: {exc}", []) from exc
         except (docker.errors.DockerException, requests.RequestException) as exc:
             progress.flush()
             raise from_docker_error(exc, "docker build (BuildKit)") from exc

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from builder.buildkit import BuildKitProgress, TraceError
+from builder.buildkit import BuildKitProgress, StatusResponse, TraceError
 
 
 def varint(value: int) -> bytes:
@@ -99,15 +99,31 @@ def test_a_failed_step_keeps_its_own_lines_for_the_error() -> None:
     assert lines[-1] == "#2 ERROR: exit code: 1"
 
 
-@pytest.mark.parametrize(
-    "broken",
-    [
-        pytest.param(aux(field(1, b"\x0a\x05ab")), id="truncated-field"),
-        pytest.param(aux(b"\x0a\x80"), id="truncated-varint"),
-        pytest.param(aux(b"\x0b"), id="unknown-wire-type"),
-        pytest.param("not base64!", id="not-base64"),
-    ],
-)
-def test_a_message_that_is_not_buildkits_is_refused_clearly(broken: str) -> None:
+BROKEN = [
+    pytest.param(aux(field(1, b"\x0a\x05ab")), id="truncated-field"),
+    pytest.param(aux(b"\x0a\x80"), id="truncated-varint"),
+    pytest.param(aux(b"\x0b"), id="unknown-wire-type"),
+    pytest.param("not base64!", id="not-base64"),
+]
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_a_message_that_is_not_buildkits_is_noted_once_and_the_rest_still_read(
+    broken: str,
+) -> None:
+    lines: list[str] = []
+    progress = BuildKitProgress(lines.append)
+
+    progress.feed(broken)
+    progress.feed(broken)
+    progress.feed(aux(vertex("sha256:a", "[1/1] RUN true", started=1.0, completed=1.2)))
+
+    [note, *rest] = lines
+    assert note.startswith("==> note: unreadable BuildKit progress (")
+    assert rest == ["#1 [1/1] RUN true", "#1 DONE 0.2s"]
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_the_wire_reader_refuses_what_is_not_protobuf(broken: str) -> None:
     with pytest.raises(TraceError):
-        BuildKitProgress(lambda line: None).feed(broken)
+        StatusResponse.decode(broken)
