@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.registry import RegistryReader
 from tests.services import wait_until
 from tests.test_pipeline_e2e import push_and_build
 from tests.test_scheduling import finished
-from tests.workers import WorkerProcess, deliver, write_config
+from tests.workers import TOKEN, WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
 pytestmark = pytest.mark.docker
@@ -111,42 +112,52 @@ def test_a_failing_run_step_fails_the_buildkit_build_with_its_output(
     assert registry.tags("bkfail/web") == []
 
 
-def test_a_buildkit_build_that_times_out_is_stopped_on_the_engine(
+@pytest.mark.parametrize("how", ["timeout", "cancel", "sigkill"])
+def test_a_stopped_buildkit_build_is_stopped_on_the_engine(
     redis: Redis,
     redis_url: str,
     docker_host: str,
     registry: RegistryReader,
     make_repo: MakeRepo,
     tmp_path: Path,
+    how: str,
 ) -> None:
-    """BuildKit's steps are not containers `docker ps` lists: the step's own process must
-    be gone, found by a mark no other test's command has."""
-    mark = f"bk-timeout-{os.urandom(4).hex()}"
+    """Timed out, cancelled, or its worker killed: BuildKit's steps are not containers
+    `docker ps` lists, so the step's own process must be gone, found by a mark no other
+    test's command has. (What each does to the build's record is the same for both
+    builders: tests/test_scheduling.py.)"""
+    mark = f"bk-{how}-{os.urandom(4).hex()}"
     name = f"bk-{os.urandom(3).hex()}/web"
     repo = make_repo(name)
     dockerfile = f"FROM hookbuild-test/busybox\nRUN echo started && sleep 120 && echo {mark}\n"
     sha = repo.commit({"Dockerfile": dockerfile})
     repo.push("main")
+    timeout = ", timeout: 4" if how == "timeout" else ""
     path = write_config(
         tmp_path / "builds.yml",
         tmp_path / "state",
         registry.host,
-        [(name, repo.url, "      - {branch: main, tags: [t], timeout: 4}\n")],
+        [(name, repo.url, f"      - {{branch: main, tags: [t]{timeout}}}\n")],
     )
     path.write_text(path.read_text().replace("    rules:\n", f"{BUILDKIT}    rules:\n"))
-    config = load_config(path, {})
-    worker = WorkerProcess(path, redis_url, docker_host, "w-bk-timeout")
+    client = TestClient(create_app(load_config(path, {}), redis))
+    worker = WorkerProcess(path, redis_url, docker_host, f"w-bk-{how}")
     try:
-        [build_id] = deliver(
-            TestClient(create_app(config, redis)), name, "refs/heads/main", sha, "bk-t"
-        )
+        [build_id] = deliver(client, name, "refs/heads/main", sha, f"bk-{how}")
         store = BuildStore(redis)
         wait_until(lambda: _running(mark), 60, "the RUN step to start")
 
-        record = finished(store, build_id)
+        if how == "cancel":
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            assert client.post(f"/api/builds/{build_id}/cancel", headers=auth).status_code == 200
+        elif how == "sigkill":
+            worker.signal(signal.SIGKILL)
 
-        assert record.status is BuildStatus.FAILED and record.error == "timed out after 4s"
         wait_until(lambda: not _running(mark), 30, "the step's process to be stopped")
+        if how != "sigkill":
+            record = finished(store, build_id)
+            expected = {"timeout": "timed out after 4s", "cancel": "cancelled through the API"}
+            assert record.error == expected[how]
         assert "#1 [internal] load remote build context" in store.log_lines(build_id)
     finally:
         worker.stop()
