@@ -271,6 +271,11 @@ class Config(StrictModel):
     def repository(self, forge: str, name: str) -> RepositoryConfig | None:
         return self._by_forge_and_name.get((forge, name))
 
+    def clone_credentials(self, forge: str, name: str) -> tuple[str, str] | None:
+        """What a fetch of this repository authenticates with (clone_token), if anything."""
+        repository = self.repository(forge, name)
+        return repository.clone_credentials if repository else None
+
     def repository_named(self, name: str) -> RepositoryConfig | None:
         return next((r for r in self.repositories if r.name == name), None)
 

@@ -123,8 +123,7 @@ class Pipeline:
         self.build_id = build_id
 
     def run(self, plan: BuildPlan, log: LogSink) -> BuildResult:
-        repository = self.config.repository(plan.forge, plan.repository)
-        credentials = repository.clone_credentials if repository else None
+        credentials = self.config.clone_credentials(plan.forge, plan.repository)
         secrets = tuple(s for s in (credentials[1] if credentials else None,) if s)
 
         def say(line: str) -> None:

@@ -32,8 +32,7 @@ def start(context: WorkerContext, record: BuildRecord) -> subprocess.Popen[bytes
     if record.plan is None:
         return None
     plan = BuildPlan.from_dict(dict(record.plan))
-    repository = context.config.repository(plan.forge, plan.repository)
-    credentials = repository.clone_credentials if repository else None
+    credentials = context.config.clone_credentials(plan.forge, plan.repository)
     mirrors = MirrorCache(context.state_dir / "mirrors")
     try:
         process = mirrors.start_fetch(plan.clone_url, plan.ref, plan.sha, credentials)
