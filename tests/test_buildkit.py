@@ -191,3 +191,35 @@ def test_a_base_image_that_cannot_be_pulled_fails_the_buildkit_build_clearly(
     )
     assert "no active sessions" not in "\n".join(log)
     assert registry.tags("bk/no-base") == []
+
+
+def test_buildkit_builds_the_target_stage_with_its_labels_and_skips_later_ones(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """A later stage FROMs an image no engine or registry has: neither hookbuild's pull
+    nor BuildKit may reach for it when the target comes before it."""
+    dockerfile = (
+        "FROM hookbuild-test/busybox AS app\nRUN echo app > /stage\n"
+        f"FROM {registry.host}/nowhere/at-all:1 AS later\nRUN echo later > /stage\n"
+    )
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": dockerfile})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state",
+        registry.host,
+        image_path="bk/target",
+        extra_repo=f"{BUILDKIT}    target: app\n",
+    )
+
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "bk-target")
+
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert registry.read_file("bk/target", "latest", "/stage") == "app\n"
+    labels = registry.config("bk/target", "latest")["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert not any("nowhere" in line for line in log if line.startswith("==> pulling")), log
