@@ -223,3 +223,36 @@ def test_buildkit_builds_the_target_stage_with_its_labels_and_skips_later_ones(
     labels = registry.config("bk/target", "latest")["config"]["Labels"]
     assert labels["org.opencontainers.image.revision"] == sha
     assert not any("nowhere" in line for line in log if line.startswith("==> pulling")), log
+
+
+def test_a_buildkit_cache_mount_keeps_its_files_from_one_build_to_the_next(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """`RUN --mount=type=cache`: what the first build leaves in the mount, the second
+    finds there, though nothing of it is in the first build's image."""
+    target = f"/cache-{os.urandom(3).hex()}"  # this test's own cache mount
+    dockerfile = (
+        "FROM hookbuild-test/busybox\nCOPY version.txt /version.txt\n"
+        f"RUN --mount=type=cache,target={target} "
+        f"cat {target}/seen 2>/dev/null > /before; cat /version.txt >> {target}/seen\n"
+    )
+    repo = make_repo()
+    first = repo.commit({"Dockerfile": dockerfile, "version.txt": "one\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", registry.host, image_path="bk/cache-mount", extra_repo=BUILDKIT
+    )
+    record, _ = push_and_build(redis, docker_host, config, repo.url, first, "bk-cm-1")
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert registry.read_file("bk/cache-mount", "latest", "/before") == ""
+
+    second = repo.commit({"version.txt": "two\n"})
+    repo.push("main")
+    record, _ = push_and_build(redis, docker_host, config, repo.url, second, "bk-cm-2")
+
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert registry.read_file("bk/cache-mount", "latest", "/before") == "one\n"
