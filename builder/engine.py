@@ -406,8 +406,10 @@ class DockerEngine:
         try:
             self.client.prune_containers(filters=until)
             self.client.prune_images(filters={"dangling": True, **until})
-            # BuildKit keeps its cache outside the image store: held to the budget too.
-            self.client.prune_builds(keep_storage=budget_bytes)
+            # BuildKit keeps its cache outside the image store: held to the budget too
+            # (on engines that have it: API 1.39, Docker 18.09, and later).
+            if not docker.utils.version_lt(self.client.api_version, "1.39"):
+                self.client.prune_builds(keep_storage=budget_bytes)
             images = [
                 image
                 for image in self.client.images()
