@@ -207,7 +207,7 @@ class BuildKitProgress:
         self._sink = sink
         self._steps: dict[str, _Step] = {}
         self._failed: _Step | None = None
-        self._unreadable = 0
+        self._noted_unreadable = False
 
     def feed(self, aux: str) -> None:
         try:
@@ -215,9 +215,9 @@ class BuildKitProgress:
         except TraceError as exc:
             # Only the log loses by it: whether the build worked comes in the engine's own
             # error messages, not in the trace. Said once, not for every message.
-            if not self._unreadable:
+            if not self._noted_unreadable:
                 self._sink(f"==> note: unreadable BuildKit progress ({exc}); the build goes on")
-            self._unreadable += 1
+                self._noted_unreadable = True
             return
         for vertex in response.vertexes:
             self._vertex(vertex)
@@ -234,11 +234,9 @@ class BuildKitProgress:
         for step in self._steps.values():
             self._flush_step(step)
 
-    def _step(self, digest: str, name: str) -> _Step:
-        step = self._steps.get(digest)
-        if step is None:
-            step = self._steps[digest] = _Step(len(self._steps) + 1, name)
-            self._emit(step, f"#{step.number} {name}")
+    def _new_step(self, digest: str, name: str) -> _Step:
+        step = self._steps[digest] = _Step(len(self._steps) + 1, name)
+        self._emit(step, f"#{step.number} {name}")
         return step
 
     def _emit(self, step: _Step, line: str) -> None:
@@ -249,7 +247,7 @@ class BuildKitProgress:
         known = self._steps.get(vertex.digest)
         if known is None and vertex.started is None and not vertex.cached:
             return  # not begun: its header comes when it starts, numbered in that order
-        step = known or self._step(vertex.digest, vertex.name)
+        step = known or self._new_step(vertex.digest, vertex.name)
         if step.ended:
             return
         if vertex.started is not None:

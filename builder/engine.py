@@ -124,6 +124,41 @@ def _registry_error(doing: str, reason: str) -> RegistryError:
     return RegistryError(f"{doing}: {reason}", transient=transient)
 
 
+class _BuildOutput:
+    """A build's stream from the engine: its lines to the sink, the image id, and the first
+    error, with the failing step's lines. BuildKit's progress comes as trace messages
+    (builder/buildkit.py), the classic builder's as text."""
+
+    def __init__(self, sink: LineSink, buildkit: bool) -> None:
+        self.lines = _LineSplitter(sink)  # with BuildKit, the engine's own ("Successfully ...")
+        self.progress = BuildKitProgress(sink) if buildkit else None
+        self.image_id: str | None = None
+        self.failure: BuildFailed | None = None
+
+    def read(self, stream: Iterable[dict[str, Any]]) -> None:
+        # To the end even after an error: the engine closes the stream then, and a
+        # half-read stream would keep its connection open.
+        for chunk in stream:
+            if self.progress is not None and chunk.get("id") == TRACE_ID:
+                self.progress.feed(str(chunk.get("aux", "")))
+            elif "stream" in chunk:
+                self.lines.feed(chunk["stream"])
+            reason = _failure_reason(chunk, "docker build failed")
+            if reason is not None and self.failure is None:
+                self.flush()
+                self.lines.emit(f"ERROR: {reason}")
+                failing = self.progress.failing_lines() if self.progress else []
+                self.failure = BuildFailed(reason, failing or list(self.lines.tail))
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and "ID" in aux:
+                self.image_id = str(aux["ID"])
+
+    def flush(self) -> None:
+        if self.progress is not None:
+            self.progress.flush()
+        self.lines.flush()
+
+
 class DockerEngine:
     def __init__(self, client: docker.APIClient) -> None:
         self.client = client
@@ -174,52 +209,34 @@ class DockerEngine:
         from_tar = context.is_file()
         if scratch is not None and not from_tar:
             dockerfile, labels = labels_in_one_step(Path(dockerfile), labels, target, scratch)
-        lines = _LineSplitter(on_line)
-        image_id = None
+        output = _BuildOutput(on_line, buildkit=False)
         tar = open(context, "rb") if from_tar else None  # noqa: SIM115 - closed below
         source: dict[str, Any] = (
             {"fileobj": tar, "custom_context": True} if tar else {"path": str(context)}
         )
         try:
-            stream = self.client.build(
-                **source,
-                dockerfile=str(dockerfile),
-                tag=tag,
-                buildargs=dict(build_args),
-                labels=dict(labels),
-                cache_from=list(cache_from) or None,
-                target=target,
-                rm=True,
-                forcerm=True,  # no stopped container is left behind by a failed step
-                pull=False,
-                decode=True,
+            output.read(
+                self.client.build(
+                    **source,
+                    dockerfile=str(dockerfile),
+                    tag=tag,
+                    buildargs=dict(build_args),
+                    labels=dict(labels),
+                    cache_from=list(cache_from) or None,
+                    target=target,
+                    rm=True,
+                    forcerm=True,  # no stopped container is left behind by a failed step
+                    pull=False,
+                    decode=True,
+                )
             )
-            # Read to the end even after an error: the engine closes the stream then, and a
-            # half-read stream would keep its connection open.
-            failure = None
-            for chunk in stream:
-                if "stream" in chunk:
-                    lines.feed(chunk["stream"])
-                reason = _failure_reason(chunk, "docker build failed")
-                if reason is not None and failure is None:
-                    lines.flush()
-                    lines.emit(f"ERROR: {reason}")
-                    failure = BuildFailed(reason, list(lines.tail))
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and "ID" in aux:
-                    image_id = aux["ID"]
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            lines.flush()
+            output.flush()
             raise from_docker_error(exc, "docker build") from exc
         finally:
             if tar is not None:
                 tar.close()
-        if failure is not None:
-            raise failure
-        lines.flush()
-        if image_id is None:
-            image_id = self._image_id(tag)
-        return image_id
+        return self._built(output, tag)
 
     def _build_with_buildkit(
         self,
@@ -232,9 +249,7 @@ class DockerEngine:
         target: str | None,
         cache_from: Iterable[str],
     ) -> str:
-        progress = BuildKitProgress(on_line)
-        lines = _LineSplitter(on_line)  # the engine's own lines ("Successfully tagged ...")
-        image_id = failure = None
+        output = _BuildOutput(on_line, buildkit=True)
         params: dict[str, str] = {
             "version": "2",  # BuildKit
             "t": tag,
@@ -262,28 +277,18 @@ class DockerEngine:
                     timeout=None,
                 )
                 self.client._raise_for_status(response)
-                for chunk in self.client._stream_helper(response, decode=True):
-                    # To the end, even after an error (see build).
-                    if chunk.get("id") == TRACE_ID:
-                        progress.feed(str(chunk.get("aux", "")))
-                    elif "stream" in chunk:
-                        lines.feed(chunk["stream"])
-                    reason = _failure_reason(chunk, "docker build failed")
-                    if reason is not None and failure is None:
-                        progress.flush()
-                        lines.emit(f"ERROR: {reason}")
-                        failure = BuildFailed(reason, progress.failing_lines() or list(lines.tail))
-                    aux = chunk.get("aux")
-                    if isinstance(aux, dict) and "ID" in aux:
-                        image_id = aux["ID"]
+                output.read(self.client._stream_helper(response, decode=True))
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            progress.flush()
+            output.flush()
             raise from_docker_error(exc, "docker build (BuildKit)") from exc
-        if failure is not None:
-            raise failure
-        progress.flush()
-        lines.flush()
-        return str(image_id) if image_id else self._image_id(tag)
+        return self._built(output, tag)
+
+    def _built(self, output: _BuildOutput, tag: str) -> str:
+        """The image id a finished build stream reported; else raise its failure."""
+        if output.failure is not None:
+            raise output.failure
+        output.flush()
+        return output.image_id or self._image_id(tag)
 
     def _network_for_buildkit(self) -> str | None:
         """BuildKit runs RUN steps on the engine's `bridge` network by default. An engine

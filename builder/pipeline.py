@@ -173,7 +173,7 @@ class Pipeline:
                 target=plan.target,
                 on_line=steps,
                 cache_from=cache_from,
-                scratch=None if buildkit else scratch,
+                scratch=scratch,
                 buildkit=buildkit,
             )
             say(
