@@ -109,10 +109,6 @@ def wrk_rounds(base: str, repository: str, root: Path) -> dict[int, list[dict[st
     return rounds
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def main() -> None:
     with bench() as b:
         repo = b.repo("bench/intake")
@@ -180,8 +176,8 @@ def main() -> None:
                 sorted(run[key] for run in runs) for key in ("rate", "p50_ms", "p99_ms")
             )
             print(
-                f"{f'wrk -t{threads}, median of {len(runs)}':<28}{median(rate):>12.0f}{median(p50):>10.1f}"
-                f"{median(p99):>10.1f}   rate {rate[0]:.0f}-{rate[-1]:.0f}, p99 {p99[0]:.1f}-{p99[-1]:.1f}"
+                f"{f'wrk -t{threads}, median of {len(runs)}':<28}{statistics.median(rate):>12.0f}{statistics.median(p50):>10.1f}"
+                f"{statistics.median(p99):>10.1f}   rate {rate[0]:.0f}-{rate[-1]:.0f}, p99 {p99[0]:.1f}-{p99[-1]:.1f}"
             )
         if rounds2:
             acked2 = sum(run["accepted"] for runs in rounds2.values() for run in runs)
