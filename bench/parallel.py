@@ -4,8 +4,9 @@ pushes to one branch within 2 seconds: builds executed and the final image's com
 
 Each build has a 2-second wait and some hashing, like a build that waits on I/O and then
 computes; every round commits new content so nothing comes from the layer cache.
-`--buildkit` runs hookbuild's builds with `builder: buildkit`.
-Run: .venv/bin/python -m bench.parallel [--buildkit]
+`--builder classic` runs hookbuild's builds with the legacy builder instead of its
+default, `auto` (BuildKit here).
+Run: .venv/bin/python -m bench.parallel [--builder B]
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ RUN sleep 2 && dd if=/dev/zero bs=1M count=64 2>/dev/null | sha256sum > /sum
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
-        "--buildkit", action="store_true", help="hookbuild with `builder: buildkit`"
+        "--builder",
+        choices=["auto", "buildkit", "classic"],
+        default="auto",
+        help="hookbuild's `builder:` (default auto: BuildKit here)",
     )
-    buildkit = parser.parse_args().buildkit
+    builder = parser.parse_args().builder
     with bench() as b:
         engine = b.docker_hosts[0]
         repos = [b.repo(f"par/r{i}") for i in range(8)]
         for repo in repos:
             repo.commit({"Dockerfile": DOCKERFILE, "nonce": "0\n"})
-        rules = "      - {branch: main, tags: [latest]}\n"
-        if buildkit:
-            rules += "    builder: buildkit\n"  # a key of the repository, after its rules
+        # `builder:` is a key of the repository, after its rules.
+        rules = f"      - {{branch: main, tags: [latest]}}\n    builder: {builder}\n"
         config = b.config(
             [(repo, rules) for repo in repos], extra="max_running_per_repository: 2\n"
         )

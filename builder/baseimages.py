@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 _ESCAPE_DIRECTIVE = re.compile(r"#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
+_SYNTAX_DIRECTIVE = re.compile(r"#\s*syntax\s*=\s*(\S+)\s*$", re.IGNORECASE)
 _DIRECTIVE = re.compile(r"#\s*\w+\s*=")
 _HEREDOC = re.compile(r"<<(-?)([\"']?)(\w+)\2")
 # $VAR, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:+alternative}, ${VAR+alternative}
@@ -52,6 +53,19 @@ def base_images(
             if target and stage == target.lower():
                 break  # later stages are not built
     return images
+
+
+def frontend_image(dockerfile: str, build_args: Mapping[str, str]) -> str | None:
+    """The frontend image BuildKit would run to read this Dockerfile instead of its own
+    parser: the `BUILDKIT_SYNTAX` build arg, else a `# syntax=` parser directive."""
+    if build_args.get("BUILDKIT_SYNTAX", "").strip():
+        return build_args["BUILDKIT_SYNTAX"].split()[0]
+    for line in dockerfile.splitlines():
+        if not _DIRECTIVE.match(line.strip()):
+            return None  # parser directives end at the first other line
+        if syntax := _SYNTAX_DIRECTIVE.match(line.strip()):
+            return syntax[1]
+    return None
 
 
 def instructions(dockerfile: str) -> Iterator[tuple[str, str]]:

@@ -118,10 +118,11 @@ class RepositoryConfig(StrictModel):
     # hookbuild's own OCI labels (source, revision, created, ...). Off, an image gets only
     # `labels:`, and with none of those its build has no label step (0.1-0.17 s here).
     oci_labels: bool = True
-    # The engine's builder: `classic` (its legacy builder, each step a container) or
-    # `buildkit` (steps run in parallel where they can, labels set without a step of their
-    # own, RUN --mount=type=cache). Not the default yet: see the README.
-    builder: Builder = "classic"
+    # The engine's builder: `buildkit` (steps run in parallel where they can, labels set
+    # without a step of their own, RUN --mount=type=cache), `classic` (its legacy builder,
+    # each step a container), or `auto`: BuildKit wherever hookbuild can drive it
+    # (builder/builderchoice.py).
+    builder: Builder = "auto"
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
 

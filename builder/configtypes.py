@@ -39,5 +39,6 @@ class StrictModel(BaseModel):
 
 Labels = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
 Globs = list[Annotated[str, Field(min_length=1)]]
-# The engine's builder for an image (builder.engine.DockerEngine.build).
-Builder = Literal["classic", "buildkit"]
+# The engine's builder for an image (builder.engine.DockerEngine.build); `auto` picks one
+# per build (builder.builderchoice).
+Builder = Literal["auto", "buildkit", "classic"]

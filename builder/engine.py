@@ -95,18 +95,19 @@ def label_line(labels: Mapping[str, str]) -> str:
     return " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
 
 
-def _negotiate_api_version(client_kwargs: dict[str, Any], timeout: int) -> str | None:
-    """The engine's API version, from the header of `/_ping`. docker-py's own negotiation
-    asks `/version`, which makes the engine query containerd and runc first: 10 to 14 ms
-    a build here, against 2 for the ping. None (docker-py negotiates) for an engine too old
-    to send the header."""
+def _ping_engine(client_kwargs: dict[str, Any], timeout: int) -> tuple[str | None, str | None]:
+    """The engine's API version and OS, from the headers of `/_ping`. docker-py's own
+    negotiation asks `/version`, which makes the engine query containerd and runc first:
+    10 to 14 ms a build here, against 2 for the ping. None for what an engine too old to
+    send the headers leaves out (docker-py then negotiates)."""
     probe = docker.APIClient(
         timeout=timeout, version=docker.constants.MINIMUM_DOCKER_API_VERSION, **client_kwargs
     )
     try:
         response = probe.get(f"{probe.base_url}/_ping")
         response.raise_for_status()
-        return response.headers.get("Api-Version") or None
+        headers = response.headers
+        return headers.get("Api-Version") or None, headers.get("OSType") or None
     finally:
         probe.close()
 
@@ -122,6 +123,16 @@ def _failure_reason(chunk: Mapping[str, Any], fallback: str) -> str | None:
 def _registry_error(doing: str, reason: str) -> RegistryError:
     transient = any(word in reason.lower() for word in _TRANSIENT_WORDS)
     return RegistryError(f"{doing}: {reason}", transient=transient)
+
+
+def _without_session(reason: str) -> str:
+    """BuildKit's reason, with what it means when the build needed a client session."""
+    if "no active sessions" not in reason:
+        return reason
+    return (
+        f"{reason} (hookbuild runs BuildKit without a client session, which "
+        "RUN --mount=type=secret and type=ssh need)"
+    )
 
 
 class _BuildOutput:
@@ -144,6 +155,8 @@ class _BuildOutput:
             elif "stream" in chunk:
                 self.lines.feed(chunk["stream"])
             reason = _failure_reason(chunk, "docker build failed")
+            if reason is not None and self.progress is not None:
+                reason = _without_session(reason)
             if reason is not None and self.failure is None:
                 self.flush()
                 self.lines.emit(f"ERROR: {reason}")
@@ -160,8 +173,9 @@ class _BuildOutput:
 
 
 class DockerEngine:
-    def __init__(self, client: docker.APIClient) -> None:
+    def __init__(self, client: docker.APIClient, os_type: str | None = None) -> None:
         self.client = client
+        self._os_type = os_type  # "linux", "windows"; asked for when first needed if None
         self._buildkit_network: str | None = None  # found at the first BuildKit build
 
     @classmethod
@@ -169,10 +183,23 @@ class DockerEngine:
         """Connect as the docker CLI would: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, ..."""
         try:
             kwargs = docker.utils.kwargs_from_env(environment=dict(environ))
-            version = _negotiate_api_version(kwargs, timeout)
-            return cls(docker.APIClient(timeout=timeout, version=version, **kwargs))
+            version, os_type = _ping_engine(kwargs, timeout)
+            return cls(docker.APIClient(timeout=timeout, version=version, **kwargs), os_type)
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise from_docker_error(exc, "connecting to the Docker engine") from exc
+
+    @property
+    def has_buildkit(self) -> bool:
+        """Can this engine build with BuildKit as hookbuild asks it to (no client session)?
+        Linux engines can, from API 1.39 (Docker 18.09) on."""
+        if docker.utils.version_lt(self.client.api_version, "1.39"):
+            return False
+        if self._os_type is None:
+            try:
+                self._os_type = str(self.client.version().get("Os") or "linux")
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                raise from_docker_error(exc, "asking the Docker engine its version") from exc
+        return self._os_type == "linux"
 
     def close(self) -> None:
         self.client.close()

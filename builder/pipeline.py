@@ -17,10 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from builder.baseimages import base_images
+from builder.baseimages import base_images, frontend_image
+from builder.builderchoice import choose_builder
 from builder.buildkit import CACHED_LINE, STEP_LINE
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
+from builder.errors import SourceError
 from builder.paths import resolve_build_paths
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
@@ -150,16 +152,24 @@ class Pipeline:
             if skipped:
                 say(f"==> skipped: {skipped}")
                 return BuildResult(tags, skipped=skipped)
+            # Read for `auto` and for the base images to pull (see _pull_base_images).
+            credentials_for_bases = any(r.has_credentials for r in self.config.registries)
+            reads = plan.builder != "classic" or credentials_for_bases
+            text = self._dockerfile_text(plan) if reads else ""
+            frontend = frontend_image(text, plan.build_args)
+            builder, why = choose_builder(plan.builder, self.engine.has_buildkit, frontend)
+            if why:
+                say(f"==> builder: classic, since {why}")
             # BuildKit sets build labels as it writes the image; the classic builder needs
             # them in the Dockerfile to spend one step on them, not one each.
-            buildkit = plan.builder == "buildkit"
+            buildkit = builder == "buildkit"
             labels = oci_labels(plan, commit)
             context, dockerfile, step_labels = self._context(
                 plan, checkout, scratch, {} if buildkit else labels, say
             )
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
-            self._pull_base_images(plan, buildkit, say)
+            self._pull_base_images(plan, text, frontend if buildkit else None, buildkit, say)
             with_what = " with BuildKit" if buildkit else ""
             say(f"==> building {plan.dockerfile} in context {plan.context}{with_what}")
             clock = time.monotonic()
@@ -248,21 +258,32 @@ class Pipeline:
         say(f"==> no local build cache for {plan.image}, and {reference} is not in the registry")
         return []
 
-    def _pull_base_images(self, plan: BuildPlan, buildkit: bool, say: LogSink) -> None:
-        """Pull the Dockerfile's base images that the engine lacks (builder/baseimages.py),
-        with the config's credentials for their registry: each one for BuildKit, which
-        without a client session pulls nothing itself; for the classic builder, those in
-        a registry the config has credentials for (it pulls the others itself, as
-        `docker build` does, but knows nothing of the config)."""
-        if not buildkit and not any(r.has_credentials for r in self.config.registries):
-            return
-        text = self.mirrors.read_file(plan.clone_url, plan.sha, plan.dockerfile)
-        dockerfile = text.decode("utf-8", "replace")
-        for image in base_images(dockerfile, plan.build_args, plan.target):
+    def _dockerfile_text(self, plan: BuildPlan) -> str:
+        """The Dockerfile, from the mirror; empty when it is not there, which the context
+        step then reports with the paths it was looked for at."""
+        try:
+            text = self.mirrors.read_file(plan.clone_url, plan.sha, plan.dockerfile)
+        except SourceError:
+            return ""
+        return text.decode("utf-8", "replace")
+
+    def _pull_base_images(
+        self, plan: BuildPlan, dockerfile: str, frontend: str | None, buildkit: bool, say: LogSink
+    ) -> None:
+        """Pull the Dockerfile's base images (builder/baseimages.py), and the `frontend`
+        image if it names one, that the engine lacks, with the config's credentials for
+        their registry: each one for BuildKit, which without a client session pulls
+        nothing itself; for the classic builder, those in a registry the config has
+        credentials for (it pulls the others itself, as `docker build` does, but knows
+        nothing of the config)."""
+        images = base_images(dockerfile, plan.build_args, plan.target)
+        for image, what in [(frontend, "frontend"), *((i, "base") for i in images)]:
+            if image is None:
+                continue
             auth = self._registry_auth(image)
             if (auth is None and not buildkit) or self.engine.has_image(image):
                 continue
-            say(f"==> pulling the base image {image}")
+            say(f"==> pulling the {what} image {image}")
             pull = functools.partial(self.engine.pull_image, image, auth)
             self._retrying(pull, f"pulling {image}", say)
 

@@ -38,7 +38,7 @@ class BuildPlan:
     target: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     oci_labels: bool = True  # hookbuild's own labels too (builder.pipeline.oci_labels)
-    builder: str = "classic"  # or "buildkit": the engine's builder (builder.engine)
+    builder: str = "auto"  # "buildkit" or "classic": the engine's (builder.builderchoice)
     # tag -> "pinned" | "release" | "moving" (builder.tagkinds); tags still holding
     # `{date...}` are filled in by the worker once it knows the commit's date.
     tag_kinds: Mapping[str, str] = field(default_factory=dict)

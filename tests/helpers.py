@@ -1,7 +1,8 @@
-"""Small builders shared by tests: configs and signed deliveries."""
+"""Small builders shared by tests: configs, signed deliveries, and build logs read alike."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -10,6 +11,14 @@ from builder.config import Config, parse_config
 from tests.conftest import github_push_body, github_signature
 
 SECRET = "webhook-secret-for-tests"
+_BUILDKIT_STEP_NUMBER = re.compile(r"^#\d+ ")
+
+
+def step_output(log: list[str]) -> list[str]:
+    """A build log with BuildKit's step numbers taken off (`#6 line-5` reads `line-5`), as
+    the classic builder writes a step's output: tests read either builder's log alike."""
+    return [_BUILDKIT_STEP_NUMBER.sub("", line, count=1) for line in log]
+
 
 DOCKERFILE = """FROM hookbuild-test/busybox
 ARG GREETING

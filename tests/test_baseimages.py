@@ -1,10 +1,10 @@
-"""The base images the pipeline pulls for BuildKit, read from Dockerfiles."""
+"""The base and frontend images the pipeline pulls for BuildKit, read from Dockerfiles."""
 
 from __future__ import annotations
 
 import pytest
 
-from builder.baseimages import base_images
+from builder.baseimages import base_images, frontend_image
 
 
 @pytest.mark.parametrize(
@@ -77,3 +77,23 @@ def test_base_images(
     dockerfile: str, build_args: dict[str, str], target: str | None, expected: list[str]
 ) -> None:
     assert base_images(dockerfile, build_args, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "build_args", "expected"),
+    [
+        pytest.param("# syntax=docker/dockerfile:1\nFROM a\n", {}, "docker/dockerfile:1", id="one"),
+        pytest.param(
+            "# escape=`\n#  SYNTAX = example.com/f:2  \nFROM a\n",
+            {},
+            "example.com/f:2",
+            id="second",
+        ),
+        pytest.param("FROM a\n# syntax=docker/dockerfile:1\n", {}, None, id="after-an-instruction"),
+        pytest.param("# a comment\n# syntax=docker/dockerfile:1\n", {}, None, id="after-a-comment"),
+        pytest.param("FROM a\n", {"BUILDKIT_SYNTAX": "x/front:1 --opt"}, "x/front:1", id="arg"),
+        pytest.param("FROM a\n", {"BUILDKIT_SYNTAX": ""}, None, id="empty-arg"),
+    ],
+)
+def test_frontend_image(dockerfile: str, build_args: dict[str, str], expected: str | None) -> None:
+    assert frontend_image(dockerfile, build_args) == expected

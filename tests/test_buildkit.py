@@ -1,4 +1,4 @@
-"""`builder: buildkit`: the engine's BuildKit builds, with real dockerd, registry and git."""
+"""BuildKit builds (`builder: auto` and `buildkit`), with real dockerd, registry and git."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import docker
 import pytest
 from redis import Redis
 from starlette.testclient import TestClient
@@ -256,3 +257,83 @@ def test_a_buildkit_cache_mount_keeps_its_files_from_one_build_to_the_next(
 
     assert record.status is BuildStatus.SUCCEEDED, record.error
     assert registry.read_file("bk/cache-mount", "latest", "/before") == "one\n"
+
+
+def test_auto_leaves_a_dockerfile_that_names_its_own_frontend_to_the_classic_builder(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """BuildKit would fetch the frontend (from a registry that lacks it, on 127.0.0.1) and
+    fail; the classic builder reads the directive as a comment."""
+    frontend = f"{registry.host}/frontend/none:1"
+    repo = make_repo()
+    dockerfile = f"# syntax={frontend}\nFROM hookbuild-test/busybox\nRUN echo classic > /built\n"
+    sha = repo.commit({"Dockerfile": dockerfile})
+    repo.push("main")
+    config = make_config(tmp_path / "state", registry.host, image_path="auto/frontend")
+
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "auto-fe")
+
+    assert record.status is BuildStatus.SUCCEEDED, record.error
+    assert (
+        f"==> builder: classic, since the Dockerfile names its own frontend, {frontend}, which "
+        "hookbuild does not run BuildKit with unless `builder: buildkit` says so"
+    ) in log
+    assert any(line.startswith("Step 1/") for line in log), log
+    assert registry.read_file("auto/frontend", "latest", "/built") == "classic\n"
+
+
+def test_buildkit_pulls_the_frontend_a_dockerfile_names_before_it_builds(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """Without a client session BuildKit fetches no frontend itself. hookbuild pulls it
+    first, as it does base images. Whether BuildKit can then run one is not tried here: the
+    tests' engine has no network for it, and no real frontend image can be had."""
+    frontend = f"{registry.host}/frontend/busybox-{os.urandom(3).hex()}"
+    engine = docker.APIClient(base_url=docker_host)
+    engine.tag("hookbuild-test/busybox", frontend, "1")
+    for _ in engine.push(frontend, "1", stream=True):
+        pass
+    engine.remove_image(f"{frontend}:1")
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": f"# syntax={frontend}:1\nFROM hookbuild-test/busybox\n"})
+    repo.push("main")
+    config = make_config(
+        tmp_path / "state", registry.host, image_path="bk/frontend", extra_repo=BUILDKIT
+    )
+
+    record, log = push_and_build(redis, docker_host, config, repo.url, sha, "bk-fe")
+
+    assert f"==> pulling the frontend image {frontend}:1" in log
+    assert engine.images(name=frontend), "the frontend is on the engine"
+    assert record.status is BuildStatus.FAILED  # busybox is no frontend
+    assert registry.tags("bk/frontend") == []
+
+
+def test_a_secret_mount_fails_with_what_buildkit_lacks_here(
+    redis: Redis,
+    docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    repo = make_repo()
+    dockerfile = "FROM hookbuild-test/busybox\nRUN --mount=type=secret,id=token true\n"
+    sha = repo.commit({"Dockerfile": dockerfile})
+    repo.push("main")
+    config = make_config(tmp_path / "state", registry.host, image_path="auto/secret")
+
+    record, _ = push_and_build(redis, docker_host, config, repo.url, sha, "auto-secret")
+
+    assert record.status is BuildStatus.FAILED
+    assert record.error == (
+        "build failed: no active sessions (hookbuild runs BuildKit without a client session, "
+        "which RUN --mount=type=secret and type=ssh need)"
+    )

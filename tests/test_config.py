@@ -216,7 +216,7 @@ repositories:
     assert "org.opencontainers.image.revision" in seen["localhost:5000/web"]
 
 
-def test_builder_defaults_to_classic_and_an_image_may_choose_its_own() -> None:
+def test_builder_defaults_to_auto_and_an_image_may_choose_its_own() -> None:
     from builder.events import PushEvent
     from builder.rules import decide
 
@@ -250,11 +250,11 @@ repositories:
         for plan in decide(repository, push).plans:
             chosen[plan.image] = plan.builder
     assert chosen == {
-        "localhost:5000/one": "classic",
+        "localhost:5000/one": "auto",
         "localhost:5000/api": "buildkit",  # the repository's
         "localhost:5000/web": "classic",  # its own
     }
     bad = GOOD.replace("    rules:\n", "    builder: kaniko\n    rules:\n", 1)
     [problem] = problems(bad, {"ACME_WEB_SECRET": "s"})
     assert problem.startswith("repositories[0].builder: ")
-    assert "'classic' or 'buildkit'" in problem
+    assert "'auto', 'buildkit' or 'classic'" in problem

@@ -251,7 +251,7 @@ def test_disk_budget_prunes_images_and_mirrors(
     assert images_on(second_docker_host, f"{registry.host}/{repo.name}") == []
     assert list((tmp_path / "state" / "mirrors").glob("*.git")) == []
     assert registry.tags(repo.name) == ["latest", "main"], "the pushed image is untouched"
-    labels = registry.config(repo.name, "main")["config"]["Labels"] or {}
+    labels = registry.config(repo.name, "main")["config"].get("Labels") or {}
     assert ("org.opencontainers.image.revision" in labels) is oci_labels
 
 
@@ -325,6 +325,7 @@ def test_a_finishing_build_does_not_prune_layers_a_concurrent_build_needs(
             (long_repo.name, long_repo.url, "      - {branch: main, tags: [x]}\n"),
             (short_repo.name, short_repo.url, "      - {branch: main, tags: [x]}\n"),
         ],
+        builder="classic",  # whose steps leave dangling images between them
     )
     client = TestClient(create_app(load_config(path, {}), redis))
     workers.append(WorkerProcess(path, redis_url, docker_host, "w-long"))
@@ -381,3 +382,30 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
         assert not exists(), "with no minimum age it is pruned"
     finally:
         engine.close()
+
+
+@pytest.mark.docker
+def test_auto_takes_buildkit_on_engines_that_have_it_as_hookbuild_drives_it(
+    docker_host: str,
+) -> None:
+    """BuildKit through the API, without a session: Linux engines from API 1.39 on. The
+    test engine speaks older versions too, as an engine older than Docker 18.09 would."""
+    import docker
+
+    from builder.builderchoice import choose_builder
+    from builder.engine import DockerEngine
+
+    current = DockerEngine.from_environment({"DOCKER_HOST": docker_host})
+    old = DockerEngine(docker.APIClient(base_url=docker_host, version="1.38"))
+    try:
+        assert current.has_buildkit and not old.has_buildkit
+        assert choose_builder("auto", current.has_buildkit, None) == ("buildkit", None)
+        assert choose_builder("auto", old.has_buildkit, None) == (
+            "classic",
+            "the engine has no BuildKit",
+        )
+        assert choose_builder("buildkit", old.has_buildkit, "x/f:1") == ("buildkit", None)
+        assert choose_builder("classic", current.has_buildkit, None) == ("classic", None)
+    finally:
+        current.close()
+        old.close()

@@ -19,6 +19,7 @@ from runners import servicelog
 from runners.logstream import LogClient
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
+from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port, live_server, wait_until
 from tests.workers import WorkerProcess, deliver, write_config
@@ -104,8 +105,10 @@ def test_follow_started_mid_build_gets_every_line_once_in_order_and_ends(
 ) -> None:
     client, build_id = running.client, running.build_id
     store = BuildStore(redis)
-    wait_until(lambda: "line-5" in store.log_lines(build_id), 60, "the build to be under way")
-    assert "line-30" not in store.log_lines(build_id), "the follow starts mid-build"
+    wait_until(
+        lambda: "line-5" in step_output(store.log_lines(build_id)), 60, "the build to be under way"
+    )
+    assert "line-30" not in step_output(store.log_lines(build_id)), "the follow starts mid-build"
 
     got = events(client, f"/api/builds/{build_id}/log?follow=true")
 
@@ -114,7 +117,8 @@ def test_follow_started_mid_build_gets_every_line_once_in_order_and_ends(
         "ids are the line numbers, none missing or twice"
     )
     assert [data for _, _, data in lines] == store.log_lines(build_id), "every line, in order"
-    assert [f"line-{i}" for i in range(1, 31)] == [d for _, _, d in lines if d.startswith("line-")]
+    output = step_output([d for _, _, d in lines])
+    assert [f"line-{i}" for i in range(1, 31)] == [d for d in output if d.startswith("line-")]
     assert got[-1][0] == "end" and json.loads(got[-1][2]) == {
         "status": "succeeded",
         "lines": len(lines),
@@ -181,7 +185,9 @@ def test_the_cli_client_follows_mid_build_and_through_a_server_restart(
 ) -> None:
     client, build_id = running.client, running.build_id
     store = BuildStore(redis)
-    wait_until(lambda: "line-3" in store.log_lines(build_id), 60, "the build to be under way")
+    wait_until(
+        lambda: "line-3" in step_output(store.log_lines(build_id)), 60, "the build to be under way"
+    )
     port = free_port()
     printed: list[str] = []
     statuses: list[str] = []
@@ -194,8 +200,8 @@ def test_the_cli_client_follows_mid_build_and_through_a_server_restart(
     thread = threading.Thread(target=follow)
     with live_server(client.app, port):
         thread.start()
-        wait_until(lambda: "line-8" in printed, 60, "lines through the first server")
-    assert "line-30" not in printed, "the first server went away mid-build"
+        wait_until(lambda: "line-8" in step_output(printed), 60, "lines through the first server")
+    assert "line-30" not in step_output(printed), "the first server went away mid-build"
     with live_server(client.app, port):
         thread.join(120)
 

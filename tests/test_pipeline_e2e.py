@@ -17,7 +17,7 @@ from runners.queue import QUEUE_NAME
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests.conftest import REGISTRY_USER, MakeRepo, git
-from tests.helpers import DOCKERFILE, make_config, post_github_push
+from tests.helpers import DOCKERFILE, make_config, post_github_push, step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port
 from webhooks.app import create_app
@@ -87,9 +87,10 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     created = datetime.fromtimestamp(int(committed), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert labels["org.opencontainers.image.created"] == created
     log = BuildStore(redis).log_lines(build_id)
-    # The legacy builder counts the OCI labels as steps of their own, hence no fixed total.
-    assert any(re.match(r"Step 1/\d+ : FROM hookbuild-test/busybox$", line) for line in log), log
-    assert any(re.match(r"Step \d+/\d+ : RUN echo", line) for line in log), log
+    # `builder: auto` chose BuildKit, which has no step for the labels: three steps.
+    assert "==> building Dockerfile in context . with BuildKit" in log, log
+    assert any(re.match(r"#\d+ \[1/3\] FROM docker.io/hookbuild-test/busybox$", x) for x in log)
+    assert any(re.match(r"#\d+ \[3/3\] RUN echo", line) for line in log), log
     assert f"==> pushed {registry.host}/e2e/web:latest {record.digest}" in log
 
     api = client.get(f"/api/builds/{build_id}").json()
@@ -206,25 +207,38 @@ def test_bad_signature_builds_nothing(
     assert redis.llen(f"rq:queue:{QUEUE_NAME}") == 0
 
 
+@pytest.mark.parametrize(
+    ("builder", "engine_says"),
+    [("auto", "exit code: 1"), ("classic", "returned a non-zero code: 1")],
+)
 def test_failing_run_step_fails_the_build_with_its_output_and_pushes_nothing(
     redis: Redis,
     docker_host: str,
     registry: RegistryReader,
     make_repo: MakeRepo,
     tmp_path: Path,
+    builder: str,
+    engine_says: str,
 ) -> None:
     repo = make_repo()
     dockerfile = "FROM hookbuild-test/busybox\nRUN echo about to fail && false\n"
     sha = repo.commit({"Dockerfile": dockerfile})
     repo.push("main")
-    config = make_config(tmp_path / "state", registry.host, image_path="fails/web")
+    config = make_config(
+        tmp_path / "state",
+        registry.host,
+        image_path=f"fails-{builder}/web",
+        extra_repo=f"    builder: {builder}\n",
+    )
     record, log = push_and_build(redis, docker_host, config, repo.url, sha, "d-f")
 
     assert record.status is BuildStatus.FAILED
-    assert record.error is not None and "returned a non-zero code: 1" in record.error
-    assert "about to fail" in log
-    assert any("non-zero code: 1" in line for line in log)
-    assert registry.tags("fails/web") == []
+    assert record.error is not None and engine_says in record.error
+    assert "about to fail" in step_output(log)
+    assert any(
+        line.endswith(f"ERROR: {record.error.removeprefix('build failed: ')}") for line in log
+    )
+    assert registry.tags(f"fails-{builder}/web") == []
 
 
 def test_push_to_registry_with_htpasswd_auth(
@@ -384,6 +398,7 @@ def test_labels_take_one_step_and_nothing_of_ours_reaches_the_context(
         registry.host,
         image_path="labels/web",
         rules="      - {branch: main, tags: [latest], dockerfile: docker/Dockerfile}\n",
+        extra_repo="    builder: classic\n",  # BuildKit's labels are no step (test_buildkit.py)
     )
     record, _ = push_and_build(redis, docker_host, config, repo.url, sha, "d-l")
 
@@ -427,7 +442,7 @@ def test_oci_labels_off_leaves_hookbuilds_labels_and_their_step_out(
         registry.host,
         image_path="bare/web",
         rules="      - {branch: main, tags: [latest]}\n",
-        extra_repo=extra_repo,
+        extra_repo=f"{extra_repo}    builder: classic\n",  # whose labels take a step
     )
     record, _ = push_and_build(redis, docker_host, config, repo.url, sha, "d-bare")
 

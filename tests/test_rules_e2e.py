@@ -127,7 +127,12 @@ def test_release_tag_refuses_another_image_unless_overwrite(
     # A rebuild of the same commit makes the same image (the engine's layer cache): allowed.
     [rebuilt] = deliver(client, "refs/tags/v1.0.0", first, delivery="again")
     work(cfg, redis, docker_host)
-    assert BuildStore(redis).get(rebuilt).status is BuildStatus.SUCCEEDED  # type: ignore[union-attr]
+    again = BuildStore(redis).get(rebuilt)
+    assert again is not None
+    assert again.status is BuildStatus.SUCCEEDED, (
+        again.error,
+        BuildStore(redis).log_lines(rebuilt),
+    )
 
     second = repo.commit({"version.txt": "second\n"})
     repo.tag("v1.0.0")  # the tag is moved to another commit

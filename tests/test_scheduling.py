@@ -22,6 +22,7 @@ from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
 from tests.conftest import GitRepo, MakeRepo
+from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config
@@ -56,8 +57,9 @@ def containers(docker_host: str) -> list[str]:
 
 
 def log_has(store: BuildStore, build_id: str, text: str) -> bool:
-    """A whole log line: the step's own output, not the `Step 2/7 : RUN echo ...` header."""
-    return text in store.log_lines(build_id)
+    """A whole line of a step's output, not its `Step 2/7 : RUN echo ...` header (nor
+    BuildKit's `#5 [2/7] RUN echo ...`)."""
+    return text in step_output(store.log_lines(build_id))
 
 
 Setup = Callable[..., tuple[GitRepo, str, Path, Config, TestClient]]
@@ -68,7 +70,7 @@ def setup(
     redis: Redis, redis_url: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
 ) -> Setup:
     def make(
-        rules: str, files: dict[str, str], extra: str = ""
+        rules: str, files: dict[str, str], extra: str = "", builder: str = "auto"
     ) -> tuple[GitRepo, str, Path, Config, TestClient]:
         name = f"sched-{os.urandom(3).hex()}/web"  # each test its own image in the shared registry
         repo = make_repo(name)
@@ -80,6 +82,7 @@ def setup(
             registry.host,
             [(name, repo.url, rules)],
             extra,
+            builder,
         )
         config = load_config(path, {})
         return repo, sha, path, config, TestClient(create_app(config, redis))
@@ -119,7 +122,9 @@ def test_cancel_a_running_build_stops_it_on_the_engine(
     setup: Setup, redis: Redis, redis_url: str, docker_host: str, workers: list[WorkerProcess]
 ) -> None:
     repo, sha, path, _config, client = setup(
-        "      - {branch: main, tags: [slow]}\n", {"Dockerfile": SLOW.format(seconds=120)}
+        "      - {branch: main, tags: [slow]}\n",
+        {"Dockerfile": SLOW.format(seconds=120)},
+        builder="classic",  # whose steps are containers; BuildKit's: test_buildkit.py
     )
     workers.append(WorkerProcess(path, redis_url, docker_host, "w-cancel"))
     [build_id] = deliver(client, repo.name, "refs/heads/main", sha, "r1")
@@ -183,7 +188,9 @@ def test_timeout_fails_the_build_and_leaves_no_container(
     setup: Setup, redis: Redis, redis_url: str, docker_host: str, workers: list[WorkerProcess]
 ) -> None:
     repo, sha, path, _config, client = setup(
-        "      - {branch: main, tags: [t], timeout: 4}\n", {"Dockerfile": SLOW.format(seconds=120)}
+        "      - {branch: main, tags: [t], timeout: 4}\n",
+        {"Dockerfile": SLOW.format(seconds=120)},
+        builder="classic",  # whose steps are containers; BuildKit's: test_buildkit.py
     )
     workers.append(WorkerProcess(path, redis_url, docker_host, "w-timeout"))
     [build_id] = deliver(client, repo.name, "refs/heads/main", sha, "t1")
@@ -209,6 +216,7 @@ def test_sigterm_lets_the_worker_finish_its_build(
         "      - {branch: main, tags: [graceful]}\n", {"Dockerfile": dockerfile}
     )
     worker = WorkerProcess(path, redis_url, docker_host, "w-term")
+    workers.append(worker)  # stopped if the test fails before it does
     [build_id] = deliver(client, repo.name, "refs/heads/main", sha, "s1")
     store = BuildStore(redis)
     wait_until(lambda: log_has(store, build_id, "step-started"), 60, "the RUN step to start")
@@ -224,9 +232,12 @@ def test_sigkill_of_a_worker_fails_its_build_within_60s_and_removes_the_containe
     setup: Setup, redis: Redis, redis_url: str, docker_host: str, workers: list[WorkerProcess]
 ) -> None:
     repo, sha, path, _config, client = setup(
-        "      - {branch: main, tags: [killed]}\n", {"Dockerfile": SLOW.format(seconds=120)}
+        "      - {branch: main, tags: [killed]}\n",
+        {"Dockerfile": SLOW.format(seconds=120)},
+        builder="classic",  # whose steps are containers; BuildKit's: test_buildkit.py
     )
     doomed = WorkerProcess(path, redis_url, docker_host, "w-doomed")
+    workers.append(doomed)  # stopped if the test fails before it does
     [build_id] = deliver(client, repo.name, "refs/heads/main", sha, "k1")
     store = BuildStore(redis)
     wait_until(lambda: log_has(store, build_id, "step-started"), 60, "the RUN step to start")
@@ -261,6 +272,7 @@ def test_a_lost_build_is_started_again_when_configured(
         )
     )
     doomed = WorkerProcess(path, redis_url, docker_host, "w-lost")
+    workers.append(doomed)  # stopped if the test fails before it does
     [build_id] = deliver(client, repo.name, "refs/heads/main", sha, "l1")
     store = BuildStore(redis)
     wait_until(lambda: log_has(store, build_id, "step-started"), 60, "the RUN step to start")

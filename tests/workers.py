@@ -47,10 +47,12 @@ def write_config(
     registry_host: str,
     repositories: list[tuple[str, str, str]],  # (name, clone url, rules yaml)
     extra: str = "",
+    builder: str = "auto",
 ) -> Path:
     repos = "".join(
         f"  - name: {name}\n    forge: github\n    secret: {SECRET}\n    clone_url: {url}\n"
-        f"    image: {registry_host}/{name}\n    build_args: {{GREETING: hi}}\n    rules:\n{rules}"
+        f"    image: {registry_host}/{name}\n    build_args: {{GREETING: hi}}\n"
+        f"    builder: {builder}\n    rules:\n{rules}"
         for name, url, rules in repositories
     )
     path.write_text(
