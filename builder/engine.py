@@ -441,7 +441,7 @@ class DockerEngine:
             # BuildKit keeps its cache outside the image store: held to the budget too
             # (on engines that have it: API 1.39, Docker 18.09, and later).
             if not docker.utils.version_lt(self.client.api_version, "1.39"):
-                self.client.prune_builds(keep_storage=budget_bytes)
+                self.client.prune_builds(filters=until or None, keep_storage=budget_bytes)
             images = [
                 image
                 for image in self.client.images()

@@ -351,7 +351,8 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
     second_docker_host: str, tmp_path: Path
 ) -> None:
     """A concurrent build's latest step is an untagged (dangling) image until its next step
-    starts: pruning must not take it. Young dangling images survive; old enough ones go."""
+    starts, and BuildKit's steps are records of its build cache: pruning must not take
+    them. Young ones survive; old enough ones go."""
     from builder.engine import DockerEngine
 
     context = tmp_path / "ctx"
@@ -375,11 +376,30 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
             == 0
         )
 
+    def build_cache() -> int:
+        return len(engine.client.df()["BuildCache"] or [])
+
     try:
+        # BuildKit's cache records, which a build running beside the prune may be using.
+        (context / "Dockerfile").write_text(
+            f"FROM hookbuild-test/busybox\nRUN echo {time.time_ns()} > /n\n"
+        )
+        engine.build(
+            context,
+            "Dockerfile",
+            tag="young:1",
+            build_args={},
+            labels={},
+            on_line=lambda _: None,
+            buildkit=True,
+        )
+        records = build_cache()
         engine.prune("dev.hookbuild.repository", 0, min_age_seconds=3600)
         assert exists(), "a young dangling image is spared"
+        assert build_cache() == records > 0, "young build cache is spared"
         engine.prune("dev.hookbuild.repository", 0, min_age_seconds=0)
         assert not exists(), "with no minimum age it is pruned"
+        assert build_cache() < records, "with no minimum age the build cache is pruned"
     finally:
         engine.close()
 
