@@ -211,6 +211,25 @@ def copy_image(source_host: str, target_host: str, image: str) -> None:
     )
 
 
+def publish_elsewhere(
+    docker_host: str, reference: str, auth: tuple[str, str] | None = None
+) -> None:
+    """Push the base image to a registry as `reference` (`host/name:tag`), and leave the
+    engine without it: an image the engine must pull to have."""
+    import docker
+
+    engine = docker.APIClient(base_url=docker_host)
+    try:
+        repository, _, tag = reference.rpartition(":")
+        engine.tag(BASE_IMAGE, repository, tag)
+        auth_config = {"username": auth[0], "password": auth[1]} if auth else None
+        for _ in engine.push(repository, tag, stream=True, auth_config=auth_config):
+            pass
+        engine.remove_image(reference)
+    finally:
+        engine.close()
+
+
 def start_git_daemon(base: Path) -> tuple[Service, int]:
     port = free_port()
     service = start(

@@ -19,7 +19,7 @@ from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
 from tests.helpers import make_config
 from tests.registry import RegistryReader
-from tests.services import wait_until
+from tests.services import publish_elsewhere, wait_until
 from tests.test_pipeline_e2e import push_and_build
 from tests.test_scheduling import finished
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config
@@ -297,11 +297,7 @@ def test_buildkit_pulls_the_frontend_a_dockerfile_names_before_it_builds(
     first, as it does base images. Whether BuildKit can then run one is not tried here: the
     tests' engine has no network for it, and no real frontend image can be had."""
     frontend = f"{registry.host}/frontend/busybox-{os.urandom(3).hex()}"
-    engine = docker.APIClient(base_url=docker_host)
-    engine.tag("hookbuild-test/busybox", frontend, "1")
-    for _ in engine.push(frontend, "1", stream=True):
-        pass
-    engine.remove_image(f"{frontend}:1")
+    publish_elsewhere(docker_host, f"{frontend}:1")
     repo = make_repo()
     sha = repo.commit({"Dockerfile": f"# syntax={frontend}:1\nFROM hookbuild-test/busybox\n"})
     repo.push("main")
@@ -312,7 +308,7 @@ def test_buildkit_pulls_the_frontend_a_dockerfile_names_before_it_builds(
     record, log = push_and_build(redis, docker_host, config, repo.url, sha, "bk-fe")
 
     assert f"==> pulling the frontend image {frontend}:1" in log
-    assert engine.images(name=frontend), "the frontend is on the engine"
+    assert docker.APIClient(base_url=docker_host).images(name=frontend), "it is on the engine"
     assert record.status is BuildStatus.FAILED  # busybox is no frontend
     assert registry.tags("bk/frontend") == []
 

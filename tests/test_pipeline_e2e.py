@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import docker
 import pytest
 from redis import Redis
 from starlette.testclient import TestClient
@@ -19,7 +18,7 @@ from runners.worker import run_worker
 from tests.conftest import REGISTRY_USER, MakeRepo, git
 from tests.helpers import DOCKERFILE, make_config, post_github_push, step_output
 from tests.registry import RegistryReader
-from tests.services import docker_env, free_port
+from tests.services import docker_env, free_port, publish_elsewhere
 from webhooks.app import create_app
 
 pytestmark = pytest.mark.docker
@@ -276,14 +275,8 @@ def test_a_private_base_image_the_engine_lacks_is_pulled_with_the_configs_creden
     """BuildKit pulls nothing itself here, and the classic builder would pull without the
     config's credentials: hookbuild pulls the base, with them."""
     base = f"{auth_registry.host}/base/private-{os.urandom(3).hex()}"
-    engine = docker.APIClient(base_url=docker_host)
-    engine.tag("hookbuild-test/busybox", base, "1")
-    user, password = REGISTRY_USER
-    for _ in engine.push(
-        base, "1", stream=True, auth_config={"username": user, "password": password}
-    ):
-        pass
-    engine.remove_image(f"{base}:1")
+    publish_elsewhere(docker_host, f"{base}:1", REGISTRY_USER)
+    password = REGISTRY_USER[1]
     repo = make_repo()
     files = {"Dockerfile": f"ARG BASE={base}\nFROM $BASE:1\nRUN echo built > /built\n"}
     sha = repo.commit(files)
