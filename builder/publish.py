@@ -71,15 +71,22 @@ class Publisher:
             if plan.kind_of(tag) == TagKind.RELEASE:
                 self._check_release(plan, tag, image_id)
 
-    def _check_release(self, plan: BuildPlan, tag: str, image_id: str) -> None:
+    def _check_release(self, plan: BuildPlan, tag: str, image_id: str) -> TagHolder | None:
+        """Raise `ReleaseTagTaken` if release tag `tag` holds another commit's image. Return
+        its holder if it holds another image of this same commit, which it keeps: a
+        rebuild does not always make the same image (BuildKit's cache records, a pruned
+        or another engine), and a release tag does not move unless the rule says so."""
         assert self.ledger is not None
         holder = self.ledger.current(plan.image, tag)
-        if holder and holder.image_id != image_id and tag not in plan.overwrite:
-            raise ReleaseTagTaken(
-                f"{plan.image}:{tag} already points at {holder.digest} (commit {holder.sha[:7]}, "
-                f"build {holder.build_id}); refusing to replace a release tag with another image. "
-                "Set `overwrite: true` on the rule to allow it."
-            )
+        if not holder or holder.image_id == image_id or tag in plan.overwrite:
+            return None
+        if holder.sha == plan.sha:
+            return holder
+        raise ReleaseTagTaken(
+            f"{plan.image}:{tag} already points at {holder.digest} (commit {holder.sha[:7]}, "
+            f"build {holder.build_id}); refusing to replace a release tag with another image. "
+            "Set `overwrite: true` on the rule to allow it."
+        )
 
     def publish(
         self,
@@ -123,7 +130,13 @@ class Publisher:
         with self.ledger.hold(plan.image, tag):
             holder = self.ledger.current(plan.image, tag)
             if kind == TagKind.RELEASE:
-                self._check_release(plan, tag, me.image_id)
+                if kept := self._check_release(plan, tag, me.image_id):
+                    say(
+                        f"==> leaving {plan.image}:{tag} where it is: it holds an earlier build "
+                        f"of this commit (build {kept.build_id}, {kept.digest}); release tags "
+                        "do not move unless the rule says `overwrite: true`"
+                    )
+                    return None
             elif holder is not None and not is_newer(me, holder, self.is_ancestor):
                 say(
                     f"==> leaving {plan.image}:{tag} where it is: it points at a newer "
