@@ -33,6 +33,9 @@ TRACE_ID = "moby.buildkit.trace"
 # and its cache hit: "#6 CACHED".
 STEP_LINE = re.compile(r"#(\d+) \[(?:[^\]\s]+ )?\d+/\d+\] ")
 CACHED_LINE = re.compile(r"#(\d+) CACHED$")
+# BuildKit drops a step's output past its limits (Docker 20.10: 200 KiB/s, 2 MiB), and says
+# so in the step's output: "#6 [output clipped, log limit 200KiB/s reached]".
+CLIPPED_LINE = re.compile(r"#\d+ \[output clipped, log limit .+ reached\]$")
 
 
 class TraceError(ValueError):
@@ -255,14 +258,14 @@ class BuildKitProgress:
         if vertex.cached:
             step.ended = True
             self._emit(step, f"#{step.number} CACHED")
+        # A step's unfinished last line stays unfinished at its end: BuildKit can send the
+        # end before the rest of the step's output (seen under load, a line cut in two).
         elif vertex.error:
             step.ended = True
-            self._flush_step(step)
             self._emit(step, f"#{step.number} ERROR: {vertex.error}")
             self._failed = step
         elif vertex.completed is not None:
             step.ended = True
-            self._flush_step(step)
             took = vertex.completed - (step.started or vertex.completed)
             self._emit(step, f"#{step.number} DONE {took:.1f}s")
 

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from builder.baseimages import base_images, frontend_image
 from builder.builderchoice import choose_builder
-from builder.buildkit import CACHED_LINE, STEP_LINE
+from builder.buildkit import CACHED_LINE, CLIPPED_LINE, STEP_LINE
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import SourceError
@@ -67,16 +67,26 @@ def oci_labels(plan: BuildPlan, commit: CommitInfo) -> dict[str, str]:
     return labels | dict(plan.labels)
 
 
+CLIPPED_NOTE = (
+    "==> note: the engine's BuildKit left out part of this step's output. Start dockerd "
+    "with BUILDKIT_STEP_LOG_MAX_SIZE and BUILDKIT_STEP_LOG_MAX_SPEED set high (bytes, and "
+    "bytes a second; scripts/up sets 1073741824) to keep every line, or build with "
+    "`builder: classic`"
+)
+
+
 class _StepCounter:
     """Passes build output on, counting steps and the ones the engine took from its cache:
     the classic builder's "Step 2/3 : ..." and "---> Using cache", or BuildKit's
-    "#6 [2/3] ..." and "#6 CACHED" (builder/buildkit.py)."""
+    "#6 [2/3] ..." and "#6 CACHED" (builder/buildkit.py). Where BuildKit clipped a step's
+    output, it says once how to keep all of it."""
 
     def __init__(self, say: LogSink) -> None:
         self.say = say
         self.steps = 0
         self.cached = 0
         self._buildkit_steps: set[str] = set()
+        self._clipped = False
 
     def __call__(self, line: str) -> None:
         if line.startswith("Step "):
@@ -89,6 +99,11 @@ class _StepCounter:
                 self._buildkit_steps.add(step[1])
             elif (hit := CACHED_LINE.match(line)) and hit[1] in self._buildkit_steps:
                 self.cached += 1
+            elif not self._clipped and CLIPPED_LINE.match(line):
+                self._clipped = True
+                self.say(line)
+                self.say(CLIPPED_NOTE)
+                return
         self.say(line)
 
 

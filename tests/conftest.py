@@ -68,9 +68,11 @@ def docker_host(service_root: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def second_docker_host(service_root: Path, docker_host: str) -> Iterator[str]:
-    """Another real Docker engine beside the first, with its own socket, data and exec root."""
+    """Another real Docker engine beside the first, with its own socket, data and exec root,
+    started as scripts/up starts one: its BuildKit clips no step's output (the first
+    engine's does, as an engine on its defaults would)."""
     with services.short_dir("dockerd-2") as directory:
-        service, host = services.start_dockerd(directory)
+        service, host = services.start_dockerd(directory, services.UNCLIPPED_LOGS)
         # The same base image as the first engine's (as two engines pulling one base would).
         services.copy_image(docker_host, host, services.BASE_IMAGE)
         yield host

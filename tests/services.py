@@ -135,7 +135,15 @@ def short_dir(name: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def start_dockerd(directory: Path) -> tuple[Service, str]:
+# What scripts/up starts its own dockerd with: BuildKit then clips no step's output.
+UNCLIPPED_LOGS = {
+    "BUILDKIT_STEP_LOG_MAX_SIZE": "1073741824",
+    "BUILDKIT_STEP_LOG_MAX_SPEED": "1073741824",
+}
+
+
+def start_dockerd(directory: Path, env: dict[str, str] | None = None) -> tuple[Service, str]:
+    """dockerd as the tests need it; `env`: more of its environment."""
     directory.mkdir(parents=True, exist_ok=True)
     sock = directory / "docker.sock"
     service = start(
@@ -154,6 +162,7 @@ def start_dockerd(directory: Path) -> tuple[Service, str]:
             "--ip-masq=false",
         ],
         directory / "dockerd.log",
+        {**os.environ, **env} if env else None,
     )
     host = f"unix://{sock}"
     wait_until(

@@ -13,11 +13,12 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.buildkit import STEP_LINE
+from builder.buildkit import CLIPPED_LINE, STEP_LINE
 from builder.config import load_config
+from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
-from tests.helpers import make_config
+from tests.helpers import make_config, step_output
 from tests.registry import RegistryReader
 from tests.services import publish_elsewhere, wait_until
 from tests.test_pipeline_e2e import push_and_build
@@ -333,3 +334,31 @@ def test_a_secret_mount_fails_with_what_buildkit_lacks_here(
         "build failed: no active sessions (hookbuild runs BuildKit without a client session, "
         "which RUN --mount=type=secret and type=ssh need)"
     )
+
+
+def test_clipped_step_output_is_explained_and_an_engine_started_as_up_does_keeps_it_all(
+    redis: Redis,
+    docker_host: str,
+    second_docker_host: str,
+    registry: RegistryReader,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    """BuildKit keeps at most 200 KiB a second of a step's output on its defaults: 60,000
+    lines at once (~330 KB) overflow that. scripts/up's engine keeps every line."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": "FROM hookbuild-test/busybox\nRUN seq 1 60000\n"})
+    repo.push("main")
+    logs = {}
+    for engine, name in [(docker_host, "defaults"), (second_docker_host, "unclipped")]:
+        config = make_config(tmp_path / name, registry.host, image_path=f"auto/chatty-{name}")
+        record, logs[name] = push_and_build(redis, engine, config, repo.url, sha, f"chat-{name}")
+        assert record.status is BuildStatus.SUCCEEDED, record.error
+
+    clipped = [line for line in logs["defaults"] if CLIPPED_LINE.match(line)]
+    assert clipped, "BuildKit clipped the output on its defaults"
+    assert logs["defaults"][logs["defaults"].index(clipped[0]) + 1] == CLIPPED_NOTE
+    assert "60000" not in step_output(logs["defaults"])
+    output = step_output(logs["unclipped"])
+    assert [line for line in output if line.isdigit()] == [str(n) for n in range(1, 60001)]
+    assert CLIPPED_NOTE not in logs["unclipped"]

@@ -76,10 +76,30 @@ def test_steps_are_numbered_as_they_start_with_their_output_and_their_end() -> N
         "#2 [1/3] FROM base",
         "#2 CACHED",
         "#1 writing done",  # once, when done
-        "#1 part",  # the unfinished line, before the step's end
         "#1 DONE 2.3s",  # once
     ]
+    progress.flush()
+    assert lines[-1] == "#1 part"  # the unfinished line, at the end of the build
     assert progress.failing_lines() == []
+
+
+def test_output_that_comes_after_its_steps_end_still_finishes_its_line() -> None:
+    """BuildKit can send a step's end before the rest of its output."""
+    lines: list[str] = []
+    progress = BuildKitProgress(lines.append)
+    progress.feed(aux(vertex("sha256:b", "[2/2] RUN seq 1 44178", started=1.0)))
+    progress.feed(aux(log("sha256:b", b"44176\n44")))
+    progress.feed(aux(vertex("sha256:b", "[2/2] RUN seq 1 44178", started=1.0, completed=2.0)))
+    progress.feed(aux(log("sha256:b", b"177\n44178\n")))
+    progress.flush()
+
+    assert lines == [
+        "#1 [2/2] RUN seq 1 44178",
+        "#1 44176",
+        "#1 DONE 1.0s",
+        "#1 44177",
+        "#1 44178",
+    ]
 
 
 def test_a_failed_step_keeps_its_own_lines_for_the_error() -> None:
