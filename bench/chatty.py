@@ -1,11 +1,14 @@
 """A chatty build: one RUN step printing 20,000 lines. hookbuild (webhook to every tag
-pushed, each line in the build's log) against `docker build` of the same Dockerfile with
-the docker CLI on the same engine (the legacy builder, as hookbuild drives it).
-Run: .venv/bin/python -m bench.chatty
+pushed, each line in the build's log; BuildKit, its default here) against `docker build`
+of the same Dockerfile with the docker CLI on the same engine (the legacy builder: the
+CLI has no buildx plugin here). `--builder classic` runs hookbuild's build with the legacy
+builder too.
+Run: .venv/bin/python -m bench.chatty [--builder B]
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import time
 
@@ -15,11 +18,20 @@ DOCKERFILE = "FROM hookbuild-test/busybox\nRUN echo {marker} && seq 1 20000\n"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--builder",
+        choices=["auto", "buildkit", "classic"],
+        default="auto",
+        help="hookbuild's `builder:` (default auto: BuildKit here)",
+    )
+    builder = parser.parse_args().builder
     with bench(engines=1) as b:
         engine = b.docker_hosts[0]
         repo = b.repo("bench/chatty")
         repo.commit({"Dockerfile": DOCKERFILE.format(marker="first")})
-        config = b.config([(repo, "      - {branch: main, tags: [latest]}\n")])
+        rules = f"      - {{branch: main, tags: [latest]}}\n    builder: {builder}\n"
+        config = b.config([(repo, rules)])
         base = b.serve(config)
         b.worker(config, engine, "chatty-worker")
         time.sleep(2)  # the worker is up and waiting

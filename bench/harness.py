@@ -220,7 +220,8 @@ def bench(engines: int = 1) -> Iterator[Bench]:
         stack.callback(registry.stop)
         hosts: list[str] = []
         for index in range(engines):
-            engine, host = services.start_dockerd(short / f"d{index}")
+            # As scripts/up starts its engine: BuildKit clips no step's output.
+            engine, host = services.start_dockerd(short / f"d{index}", services.UNCLIPPED_LOGS)
             stack.callback(engine.stop, 30)
             if index == 0:
                 services.import_busybox(host, short / "busybox")
