@@ -33,8 +33,8 @@ TRACE_ID = "moby.buildkit.trace"
 # and its cache hit: "#6 CACHED".
 STEP_LINE = re.compile(r"#(\d+) \[(?:[^\]\s]+ )?\d+/\d+\] ")
 CACHED_LINE = re.compile(r"#(\d+) CACHED$")
-# BuildKit drops a step's output past its limits (Docker 20.10: 200 KiB/s, 2 MiB), and says
-# so in the step's output: "#6 [output clipped, log limit 200KiB/s reached]".
+# BuildKit drops a step's output past its log limits (on Docker 20.10's defaults, past 200
+# KiB a second), and says so in it: "#6 [output clipped, log limit 200KiB/s reached]".
 CLIPPED_LINE = re.compile(r"#\d+ \[output clipped, log limit .+ reached\]$")
 
 

@@ -438,9 +438,8 @@ class DockerEngine:
         try:
             self.client.prune_containers(filters=until)
             self.client.prune_images(filters={"dangling": True, **until})
-            # BuildKit keeps its cache outside the image store: held to the budget too
-            # (on engines that have it: API 1.39, Docker 18.09, and later).
-            if not docker.utils.version_lt(self.client.api_version, "1.39"):
+            # BuildKit keeps its cache outside the image store: held to the budget too.
+            if self.has_buildkit:
                 self.client.prune_builds(filters=until or None, keep_storage=budget_bytes)
             images = [
                 image
