@@ -11,7 +11,6 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from builder.config import Config
 from builder.engine import DockerEngine
 from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
@@ -94,7 +93,7 @@ def _prune(context: WorkerContext, store: BuildStore, build_id: str) -> None:
                 IMAGE_LABEL,
                 disk.image_budget_mb * 1024 * 1024,
                 disk.min_age_seconds,
-                unlabelled=_unlabelled_images(context.config),
+                unlabelled=context.config.unlabelled_images,
             )
         finally:
             engine.close()
@@ -109,17 +108,6 @@ def _prune(context: WorkerContext, store: BuildStore, build_id: str) -> None:
             build_id,
             [f"==> pruned {len(images)} old image(s) and {len(mirrors)} mirror(s) over budget"],
         )
-
-
-def _unlabelled_images(config: Config) -> set[str]:
-    """Images built without hookbuild's labels (`oci_labels: false`): the disk budget finds
-    those by name instead."""
-    return {
-        image.name
-        for repository in config.repositories
-        for image in repository.all_images
-        if image.oci_labels is False
-    }
 
 
 def _settle(queue: BuildQueue, build_id: str) -> None:

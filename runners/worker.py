@@ -78,8 +78,11 @@ def run_worker(
     in_process: bool = False,
 ) -> bool:
     """Work the queue; returns whether any job ran. `in_process` runs jobs without forking."""
-    # Import the build pipeline once here, not in every forked work horse.
+    # Import the build pipeline once here, not in every forked work horse; so too what the
+    # disk budget reads of the config after every build.
     import runners.jobs  # noqa: F401
+
+    config.unlabelled_images  # noqa: B018 - made here, inherited by every work horse
 
     name = name or default_worker_name()
     install(WorkerContext(config=config, environ=dict(environ), name=name, in_process=in_process))
