@@ -12,19 +12,14 @@ import argparse
 import subprocess
 import time
 
-from bench.harness import ENV_BASE, bench, deliver, wait_for_build
+from bench.harness import ENV_BASE, add_builder_option, bench, deliver, wait_for_build
 
 DOCKERFILE = "FROM hookbuild-test/busybox\nRUN echo {marker} && seq 1 20000\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument(
-        "--builder",
-        choices=["auto", "buildkit", "classic"],
-        default="auto",
-        help="hookbuild's `builder:` (default auto: BuildKit here)",
-    )
+    add_builder_option(parser)
     builder = parser.parse_args().builder
     with bench(engines=1) as b:
         engine = b.docker_hosts[0]

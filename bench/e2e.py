@@ -26,7 +26,15 @@ from typing import Any
 
 import httpx2 as httpx
 
-from bench.harness import Bench, Repo, bench, deliver, plain_script, wait_for_build
+from bench.harness import (
+    Bench,
+    Repo,
+    add_builder_option,
+    bench,
+    deliver,
+    plain_script,
+    wait_for_build,
+)
 
 PHASES = ("==> fetched", "==> built", "==> pushed ", "==> no local")
 
@@ -195,12 +203,7 @@ def main() -> None:
         action="store_true",
         help="hookbuild with `oci_labels: false`: no labels of its own, and no label step",
     )
-    parser.add_argument(
-        "--builder",
-        choices=["auto", "buildkit", "classic"],
-        default="auto",
-        help="hookbuild's `builder:` (default auto: BuildKit here)",
-    )
+    add_builder_option(parser)
     args = parser.parse_args()
     settings = {"oci_labels: false": args.oci_labels_off, f"builder: {args.builder}": True}
     chosen = [setting for setting, on in settings.items() if on]

@@ -3,6 +3,7 @@ git repositories, a running `hookbuild serve` and workers, signed deliveries, ti
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -15,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx2 as httpx
 
+from builder.configtypes import Builder
 from tests import services
 from tests.registry import RegistryReader
 from tests.signing import forge_headers
@@ -27,6 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "webhooks"
 SECRET = "bench-secret"
 ENV_BASE = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+
+
+def add_builder_option(parser: argparse.ArgumentParser) -> None:
+    """`--builder`: the `builder:` hookbuild's repositories get in a bench."""
+    parser.add_argument(
+        "--builder",
+        choices=get_args(Builder),
+        default="auto",
+        help="hookbuild's `builder:` (default auto: BuildKit here)",
+    )
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -16,7 +16,7 @@ import time
 
 import httpx2 as httpx
 
-from bench.harness import bench, deliver, plain_script, wait_for_build
+from bench.harness import add_builder_option, bench, deliver, plain_script, wait_for_build
 
 DOCKERFILE = """FROM hookbuild-test/busybox
 COPY nonce /nonce
@@ -26,12 +26,7 @@ RUN sleep 2 && dd if=/dev/zero bs=1M count=64 2>/dev/null | sha256sum > /sum
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument(
-        "--builder",
-        choices=["auto", "buildkit", "classic"],
-        default="auto",
-        help="hookbuild's `builder:` (default auto: BuildKit here)",
-    )
+    add_builder_option(parser)
     builder = parser.parse_args().builder
     with bench() as b:
         engine = b.docker_hosts[0]
