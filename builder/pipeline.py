@@ -99,12 +99,10 @@ class _StepCounter:
                 self._buildkit_steps.add(step[1])
             elif (hit := CACHED_LINE.match(line)) and hit[1] in self._buildkit_steps:
                 self.cached += 1
-            elif not self._clipped and CLIPPED_LINE.match(line):
-                self._clipped = True
-                self.say(line)
-                self.say(CLIPPED_NOTE)
-                return
         self.say(line)
+        if not self._clipped and CLIPPED_LINE.match(line):
+            self._clipped = True
+            self.say(CLIPPED_NOTE)
 
 
 def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LogSink) -> tuple[str, ...]:
