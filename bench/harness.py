@@ -290,12 +290,20 @@ def plain_script(
     return time.monotonic() - started
 
 
+@dataclass
+class IntakeLoad:
+    rate: float  # deliveries a second
+    p50_ms: float
+    p99_ms: float
+    failures: int  # answers other than 202
+    acknowledged: list[str]  # build ids answered, for the caller to check each has its record
+
+
 def intake(
     base: str, repository: str, count: int, concurrency: int = 32, prefix: str = "load"
-) -> dict[str, float]:
+) -> IntakeLoad:
     """Send `count` signed tag pushes (each a new tag, so each queues a build) over
-    `concurrency` connections. Returns rate, latency percentiles and the acknowledged build
-    ids, for the caller to check each has its record."""
+    `concurrency` connections."""
     import asyncio
 
     bodies = []
@@ -336,10 +344,10 @@ def intake(
             return time.perf_counter() - began
 
     elapsed = asyncio.run(run())
-    return {
-        "rate": count / elapsed,
-        "p50_ms": percentile(latencies, 0.5) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "failures": failures,
-        "acknowledged": acknowledged,  # type: ignore[dict-item]
-    }
+    return IntakeLoad(
+        rate=count / elapsed,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        failures=failures,
+        acknowledged=acknowledged,
+    )

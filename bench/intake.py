@@ -121,10 +121,9 @@ def main() -> None:
         worker.send_signal(19)  # SIGSTOP: it must not drain the queue during the load
         floor = read_load(base, COUNT)
         result = intake(base, repo.name, COUNT)
-        acknowledged = result.pop("acknowledged")
         connection = Redis(port=b.redis_port)
         store = BuildStore(connection)
-        missing = sum(1 for build_id in acknowledged if store.get(build_id) is None)  # type: ignore[union-attr]
+        missing = sum(1 for build_id in result.acknowledged if store.get(build_id) is None)
         before = connection.zcard("hookbuild:builds")
         with_wrk = wrk_intake(base, repo.name, b.root)
         recorded = connection.zcard("hookbuild:builds") - before
@@ -133,7 +132,7 @@ def main() -> None:
         base2 = b.serve(config2, processes=2)
         time.sleep(3)  # both processes up
         two = intake(base2, repo.name, COUNT, prefix="two")
-        two_missing = sum(1 for i in two.pop("acknowledged") if store.get(i) is None)  # type: ignore[union-attr]
+        two_missing = sum(1 for i in two.acknowledged if store.get(i) is None)
         before2 = connection.zcard("hookbuild:builds")
         rounds2 = wrk_rounds(base2, repo.name, b.root)
         recorded2 = connection.zcard("hookbuild:builds") - before2
@@ -152,14 +151,14 @@ def main() -> None:
             f"{'GET a build (floor)':<28}{floor['rate']:>12.0f}{floor['p50_ms']:>10.1f}{floor['p99_ms']:>10.1f}"
         )
         print(
-            f"{'/hooks/github (queued)':<28}{result['rate']:>12.0f}{result['p50_ms']:>10.1f}{result['p99_ms']:>10.1f}"
+            f"{'/hooks/github (queued)':<28}{result.rate:>12.0f}{result.p50_ms:>10.1f}{result.p99_ms:>10.1f}"
         )
         print(
-            f"ratio to the floor: rate {result['rate'] / floor['rate']:.2f}, p99 {result['p99_ms'] / floor['p99_ms']:.2f}"
+            f"ratio to the floor: rate {result.rate / floor['rate']:.2f}, p99 {result.p99_ms / floor['p99_ms']:.2f}"
         )
         print(
-            f"acknowledged: {len(acknowledged)}, without a record: {missing}, failed requests: {result['failures']:.0f}"
-        )  # type: ignore[arg-type]
+            f"acknowledged: {len(result.acknowledged)}, without a record: {missing}, failed requests: {result.failures}"
+        )
         if with_wrk is not None:
             acked = with_wrk["accepted"]
             print(
@@ -168,8 +167,8 @@ def main() -> None:
             )
         print("served by 2 processes (server.processes: 2):")
         print(
-            f"{'/hooks/github (queued)':<28}{two['rate']:>12.0f}{two['p50_ms']:>10.1f}{two['p99_ms']:>10.1f}"
-            f"   without a record: {two_missing}, failed: {two['failures']:.0f}"
+            f"{'/hooks/github (queued)':<28}{two.rate:>12.0f}{two.p50_ms:>10.1f}{two.p99_ms:>10.1f}"
+            f"   without a record: {two_missing}, failed: {two.failures}"
         )
         for threads, runs in sorted(rounds2.items()):
             rate, p50, p99 = (

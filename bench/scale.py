@@ -33,7 +33,7 @@ def main() -> None:
             server = b.processes[-1]
             intake(base, repo.name, 300)  # warm up
             result = intake(base, repo.name, 2000)
-            figures[label] = (result["p99_ms"], rss_mb(server.pid))
+            figures[label] = (result.p99_ms, rss_mb(server.pid))
             b.stop_processes()
             Redis(port=b.redis_port).flushdb()
         one, many = figures["1 repository"], figures["10,000 repositories"]
