@@ -22,60 +22,76 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 from redis.client import Pipeline
+from redis.exceptions import ResponseError
 
-# ARGV[1]: the whole call, packed with MessagePack (one argument to encode and send instead
-# of a hundred and more; Redis's Lua has cmsgpack built in):
+from runners.records import text
+
+# Each ARGV: one delivery's whole call, packed with MessagePack (one argument to encode and
+# send instead of a hundred and more; Redis's Lua has cmsgpack built in):
 #   {delivery key ("" for none), its TTL, its value, builds, commands for everything else}
 # each build: {id, slots key, slot cap, head key ("" when it supersedes nothing), record key
 #   prefix, created_at, burst seconds, settle key, settle seconds, commands if it got a
 #   slot (its RQ job), commands if not (its place in the waiting line)}
-# Returns {0, builds of the first delivery} for a redelivery; else {1, got-a-slot flags,
-# {superseded id, by id, ...}}.
+# Several deliveries may come in one call (runners/intakebatch.py); each is done apart, and
+# a failing one leaves the others done. Returns one reply per ARGV, in order:
+# {0, builds of the first delivery} for a redelivery; {1, got-a-slot flags, {superseded id,
+# by id, ...}} for a new one; {2, Redis's error} for one that could not be written.
 INTAKE_SCRIPT = """
-local call = cmsgpack.unpack(ARGV[1])
-local delivery_key, ttl, delivery_value = call[1], call[2], call[3]
-local builds, common = call[4], call[5]
-local function run(commands)
-  for _, command in ipairs(commands) do redis.call(unpack(command)) end
-end
-if delivery_key ~= "" then
-  local earlier = redis.call('GET', delivery_key)
-  if earlier then return {0, earlier} end
-end
-local ready, superseded = {}, {}
-for i, build in ipairs(builds) do
-  local id, slots, cap, head, prefix = build[1], build[2], tonumber(build[3]), build[4], build[5]
-  local created_at, burst = tonumber(build[6]), tonumber(build[7])
-  local settle_key, settle = build[8], build[9]
-  if head ~= "" then
-    local previous = redis.call('GETSET', head, id)
-    if previous and previous ~= id then
-      local state = redis.call('HMGET', prefix .. previous, 'status', 'created_at')
-      if state[1] == '"queued"' or state[1] == '"running"' then
-        table.insert(superseded, previous)
-        table.insert(superseded, id)
-        if created_at - tonumber(state[2]) < burst then
-          redis.call('SET', settle_key, settle, 'EX', 3600)
+local function intake(packed)
+  local call = cmsgpack.unpack(packed)
+  local delivery_key, ttl, delivery_value = call[1], call[2], call[3]
+  local builds, common = call[4], call[5]
+  local function run(commands)
+    for _, command in ipairs(commands) do redis.call(unpack(command)) end
+  end
+  if delivery_key ~= "" then
+    local earlier = redis.call('GET', delivery_key)
+    if earlier then return {0, earlier} end
+  end
+  local ready, superseded = {}, {}
+  for i, build in ipairs(builds) do
+    local id, slots, cap, head, prefix = build[1], build[2], tonumber(build[3]), build[4], build[5]
+    local created_at, burst = tonumber(build[6]), tonumber(build[7])
+    local settle_key, settle = build[8], build[9]
+    if head ~= "" then
+      local previous = redis.call('GETSET', head, id)
+      if previous and previous ~= id then
+        local state = redis.call('HMGET', prefix .. previous, 'status', 'created_at')
+        if state[1] == '"queued"' or state[1] == '"running"' then
+          table.insert(superseded, previous)
+          table.insert(superseded, id)
+          if created_at - tonumber(state[2]) < burst then
+            redis.call('SET', settle_key, settle, 'EX', 3600)
+          end
         end
       end
     end
+    local got = redis.call('SCARD', slots) < cap
+    if got then
+      redis.call('SADD', slots, id)
+      run(build[10])
+    else
+      run(build[11])
+    end
+    ready[i] = got and 1 or 0
   end
-  local got = redis.call('SCARD', slots) < cap
-  if got then
-    redis.call('SADD', slots, id)
-    run(build[10])
-  else
-    run(build[11])
+  run(common)
+  -- Last: should a command above fail (Redis out of memory), the delivery is not marked
+  -- done, and the forge's redelivery tries again rather than being taken for a duplicate.
+  if delivery_key ~= "" then
+    redis.call('SET', delivery_key, delivery_value, 'EX', ttl)
   end
-  ready[i] = got and 1 or 0
+  return {1, ready, superseded}
 end
-run(common)
--- Last: should a command above fail (Redis out of memory), the delivery is not marked
--- done, and the forge's redelivery tries again rather than being taken for a duplicate.
-if delivery_key ~= "" then
-  redis.call('SET', delivery_key, delivery_value, 'EX', ttl)
+local replies = {}
+for i, packed in ipairs(ARGV) do
+  local done, reply = pcall(intake, packed)
+  if not done then
+    reply = {2, type(reply) == 'table' and reply.err or tostring(reply)}
+  end
+  replies[i] = reply
 end
-return {1, ready, superseded}
+return replies
 """
 
 
@@ -103,7 +119,8 @@ class IntakeCall:
     build_ids: list[str]
     slots: list[BuildSlot] = field(default_factory=list)
 
-    def args(self, common: Pipeline) -> list[bytes]:
+    def pack(self, common: Pipeline) -> bytes:
+        """The script's argument for this delivery (one ARGV)."""
         builds = [
             [
                 slot.build_id,
@@ -128,7 +145,8 @@ class IntakeCall:
             _commands(common),
         ]
         # The old raw types: the cmsgpack in Redis 7.0 knows no "bin" (use_bin_type).
-        return [msgpack.packb(call, use_bin_type=False)]
+        packed: bytes = msgpack.packb(call, use_bin_type=False)
+        return packed
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,9 @@ class IntakeReply:
 
     @classmethod
     def parse(cls, raw: Sequence[Any]) -> IntakeReply:
+        """One delivery's reply; raises ResponseError for a delivery Redis could not write."""
+        if int(raw[0]) == 2:
+            raise ResponseError(text(raw[1]))
         if int(raw[0]) == 0:
             value = raw[1]
             # "pending": a claim written by an earlier version, whose builds were not recorded.

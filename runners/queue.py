@@ -19,7 +19,6 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.commands.core import AsyncScript
 from rq import Queue
 from rq.callbacks import Callback
 from rq.exceptions import NoSuchJobError
@@ -30,6 +29,7 @@ from builder.plan import BuildPlan
 from runners.deliveries import DELIVERY_TTL_SECONDS, DeliveryLedger
 from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.intake import INTAKE_SCRIPT, BuildSlot, IntakeCall, IntakeReply
+from runners.intakebatch import IntakeBatcher
 from runners.records import (
     DEFAULT_RETENTION_SECONDS,
     BuildRecord,
@@ -120,22 +120,24 @@ class BuildQueue:
         delivery: tuple[str, str] | None,
         note: DeliveryRecord | None,
     ) -> Submitted:
-        call, records = self.prepare(plans, delivery, note)
-        reply = IntakeReply.parse(self._intake(args=call))
+        packed, records = self.prepare(plans, delivery, note)
+        (raw,) = self._intake(args=[packed])
+        reply = IntakeReply.parse(raw)
         return self.conclude(records, reply, note)
 
     async def submit_delivery_async(
         self,
-        script: AsyncScript,
+        intake: IntakeBatcher,
         plans: Sequence[BuildPlan],
         forge: str,
         delivery_id: str | None,
         note: DeliveryRecord,
     ) -> Submitted:
-        """`submit_delivery` for an event loop: `script` is the intake script registered on
-        an asyncio client (runners/aredis.py). A supersede's cancels run in a thread."""
-        call, records = self.prepare(plans, (forge, delivery_id) if delivery_id else None, note)
-        reply = IntakeReply.parse(await script(args=call))
+        """`submit_delivery` for an event loop: `intake` runs the intake script on an asyncio
+        client (runners/aredis.py), with the deliveries that come at the same time
+        (runners/intakebatch.py). A supersede's cancels run in a thread."""
+        packed, records = self.prepare(plans, (forge, delivery_id) if delivery_id else None, note)
+        reply = IntakeReply.parse(await intake.run(packed))
         if reply.superseded:
             return await asyncio.to_thread(self.conclude, records, reply, note)
         return self.conclude(records, reply, note)
@@ -145,8 +147,9 @@ class BuildQueue:
         plans: Sequence[BuildPlan],
         delivery: tuple[str, str] | None,
         note: DeliveryRecord | None,
-    ) -> tuple[list[Any], list[BuildRecord]]:
-        """The intake script's arguments (runners/intake.py), and the records they write.
+    ) -> tuple[bytes, list[BuildRecord]]:
+        """The intake script's argument for these plans (runners/intake.py), and the records
+        it writes.
         Pure: nothing is sent to Redis here."""
         records = [self._record(plan) for plan in plans]
         ids = [record.id for record in records]
@@ -178,7 +181,7 @@ class BuildQueue:
             note.builds, note.outcome = ids, "built" if ids else "skipped"
             note.status = 202 if ids else 200
             self.deliveries.add(note, pipeline=common)
-        return call.args(common), records
+        return call.pack(common), records
 
     def conclude(
         self, records: list[BuildRecord], reply: IntakeReply, note: DeliveryRecord | None

@@ -23,6 +23,7 @@ from builder.errors import HookbuildError
 from runners.aredis import async_twin
 from runners.deliverylog import DeliveryLog
 from runners.intake import INTAKE_SCRIPT
+from runners.intakebatch import IntakeBatcher
 from runners.queue import BuildQueue
 from webhooks import openapi
 from webhooks.api import BuildsApi
@@ -96,7 +97,7 @@ def create_app(
         # The asyncio client belongs to the server's event loop, so it is made here. An app
         # run without its lifespan (a bare TestClient) writes deliveries from threads.
         aconnection = async_twin(connection)
-        receiver.intake = aconnection.register_script(INTAKE_SCRIPT)
+        receiver.intake = IntakeBatcher(aconnection.register_script(INTAKE_SCRIPT))
         try:
             yield
         finally:

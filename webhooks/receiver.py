@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +22,7 @@ from builder.config import Config
 from builder.plan import BuildPlan
 from builder.rules import decide
 from runners.deliverylog import DeliveryLog, DeliveryRecord
+from runners.intakebatch import IntakeBatcher
 from runners.queue import BuildQueue, Submitted
 from runners.servicelog import get_logger
 from webhooks.body import read_limited
@@ -39,10 +39,11 @@ class WebhookReceiver:
         queue: BuildQueue,
         drivers: Mapping[str, ForgeDriver],
         deliveries: DeliveryLog,
-        intake: AsyncScript | None = None,
+        intake: IntakeBatcher | None = None,
     ) -> None:
         """`intake`: the intake script on an asyncio client, so a delivery is written
-        without a thread; without it, deliveries are written from Starlette's thread pool."""
+        without a thread, with those that come at the same time; without it, deliveries are
+        written from Starlette's thread pool."""
         self.config = config
         self.queue = queue
         self.drivers = drivers
