@@ -32,6 +32,7 @@ class DeliveryRecord:
     builds: list[str] = field(default_factory=list)
     at: float = field(default_factory=time.time)
     logged: bool = False  # already written (with its builds, in their transaction)
+    unwritable: bool = False  # Redis could not be reached: this line cannot be written either
 
     def to_json(self) -> dict[str, Any]:
         # Shallow (`asdict` copies deeply): written for every delivery.
@@ -40,7 +41,9 @@ class DeliveryRecord:
         return data
 
 
-_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRecord) if f.name != "logged")
+_DELIVERY_FIELDS = tuple(
+    f.name for f in fields(DeliveryRecord) if f.name not in ("logged", "unwritable")
+)
 
 
 def with_build_outcomes(events: list[dict[str, Any]], store: BuildStore) -> list[dict[str, Any]]:

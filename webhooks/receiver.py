@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -63,7 +65,7 @@ class WebhookReceiver:
             note.reason = str(exc)
             response = JSONResponse({"error": str(exc)}, exc.status_code)
         note.status = response.status_code
-        if not note.logged:
+        if not note.logged and not note.unwritable:
             await run_in_threadpool(self._log, note)
         log.info(
             "delivery",
@@ -79,7 +81,7 @@ class WebhookReceiver:
         return response
 
     def _log(self, note: DeliveryRecord) -> None:
-        # The answer matters more than its record; a 503 already says Redis is away.
+        # The answer matters more than its record.
         with contextlib.suppress(RedisError):
             self.deliveries.add(note)
 
@@ -172,6 +174,10 @@ class WebhookReceiver:
     @staticmethod
     def _unqueued(note: DeliveryRecord, exc: RedisError) -> JSONResponse:
         note.outcome, note.reason = "error", f"could not queue the builds: {exc}"
+        # Writing the delivery's line would wait out the client's retries a second time
+        # (~4 s each here) and fail the same way: the answer would come after Gitea's 5 s
+        # timeout, GitHub's 10 s soon after. The service log still has the line.
+        note.unwritable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
         return JSONResponse(
             {"error": f"could not queue the builds ({exc}); redeliver the webhook"}, 503
         )
