@@ -11,8 +11,9 @@ from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
 
-from runners.redisclient import DRIVER
+from runners.redisclient import DRIVER, backoff
 
 _SHARED = ("db", "username", "password", "socket_timeout", "socket_connect_timeout")
 
@@ -21,6 +22,9 @@ def async_twin(connection: Redis, timeout: float = 5.0) -> AsyncRedis:
     kwargs: dict[str, Any] = connection.connection_pool.connection_kwargs
     options = {key: kwargs[key] for key in _SHARED if kwargs.get(key) is not None}
     options["driver_info"] = DRIVER
+    retry = connection.get_retry()
+    if retry is not None:  # as many retries as the twin, so it gives up as soon
+        options["retry"] = AsyncRetry(backoff(), retry.get_retries())
     options.setdefault("socket_timeout", timeout)
     options.setdefault("socket_connect_timeout", timeout)
     if "path" in kwargs:

@@ -48,7 +48,8 @@ def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) 
     if processes <= 1:
         from webhooks.app import create_app
 
-        app = _frozen(create_app(config, redisclient.from_url(redis_url)))
+        connection = redisclient.from_url(redis_url, retries=redisclient.ANSWERING_RETRIES)
+        app = _frozen(create_app(config, connection))
         _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)).run()
         return
     from uvicorn.supervisors import Multiprocess
@@ -77,7 +78,8 @@ def app_from_environment() -> Starlette:
         os.environ.get(servicelog.FORMAT_ENV, "text"), os.environ.get(servicelog.LEVEL_ENV, "info")
     )
     config = load_config_compact(os.environ[CONFIG_ENV], os.environ)
-    return _frozen(create_app(config, redisclient.from_url(os.environ[REDIS_ENV])))
+    connection = redisclient.from_url(os.environ[REDIS_ENV], retries=redisclient.ANSWERING_RETRIES)
+    return _frozen(create_app(config, connection))
 
 
 def _frozen(app: Starlette) -> Starlette:

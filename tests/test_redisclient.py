@@ -38,3 +38,12 @@ def test_new_connections_read_no_package_metadata(
     for seen in (info, asyncio.run(twin_info())):
         # Redis 7.0 (Debian's here) has no CLIENT SETINFO; 7.2 and later show the version.
         assert seen.get("lib-ver", redis.__version__) == redis.__version__
+
+
+def test_a_serving_connection_and_its_asyncio_twin_give_up_after_the_same_retries() -> None:
+    """Both answer webhooks (runners/server.py): both must give up in time for the forge."""
+    connection = redisclient.from_url("redis://127.0.0.1:1", retries=redisclient.ANSWERING_RETRIES)
+    twin = async_twin(connection)
+    retries = [client.get_retry() for client in (connection, twin)]
+    assert [r.get_retries() if r else None for r in retries] == [redisclient.ANSWERING_RETRIES] * 2
+    asyncio.run(twin.aclose())
