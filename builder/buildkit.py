@@ -22,10 +22,10 @@ import base64
 import binascii
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-LineSink = Callable[[str], None]
+from builder.lines import LineSink
 
 TRACE_ID = "moby.buildkit.trace"
 

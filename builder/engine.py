@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,7 @@ import requests
 from builder.buildcontext import context_body
 from builder.buildkit import TRACE_ID, BuildKitProgress
 from builder.errors import BuildFailed, RegistryError, from_docker_error
-
-LineSink = Callable[[str], None]
+from builder.lines import LineSink
 
 # Transient registry trouble: worth another try. A refused login or a bad name is not.
 _TRANSIENT_WORDS = (

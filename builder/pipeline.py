@@ -23,6 +23,7 @@ from builder.buildkit import CACHED_LINE, CLIPPED_LINE, STEP_LINE
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import SourceError
+from builder.lines import LineSink
 from builder.paths import resolve_build_paths
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
@@ -35,7 +36,6 @@ from builder.streamcontext import stream_context
 from builder.tagorder import TagHolder
 from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
 
-LogSink = Callable[[str], None]
 T = TypeVar("T")
 IMAGE_LABEL = "dev.hookbuild.repository"
 
@@ -81,7 +81,7 @@ class _StepCounter:
     "#6 [2/3] ..." and "#6 CACHED" (builder/buildkit.py). Where BuildKit clipped a step's
     output, it says once how to keep all of it."""
 
-    def __init__(self, say: LogSink) -> None:
+    def __init__(self, say: LineSink) -> None:
         self.say = say
         self.steps = 0
         self.cached = 0
@@ -105,7 +105,7 @@ class _StepCounter:
             self.say(CLIPPED_NOTE)
 
 
-def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LogSink) -> tuple[str, ...]:
+def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LineSink) -> tuple[str, ...]:
     """Fill `{date...}` with the commit's date, and make each result a valid tag."""
     done: list[str] = []
     for tag in tags:
@@ -137,7 +137,7 @@ class Pipeline:
         self.ledger = ledger
         self.build_id = build_id
 
-    def run(self, plan: BuildPlan, log: LogSink) -> BuildResult:
+    def run(self, plan: BuildPlan, log: LineSink) -> BuildResult:
         credentials = self.config.clone_credentials(plan.forge, plan.repository)
         secrets = tuple(s for s in (credentials[1] if credentials else None,) if s)
 
@@ -233,7 +233,7 @@ class Pipeline:
         checkout: Path,
         scratch: Path,
         labels: Mapping[str, str],
-        say: LogSink,
+        say: LineSink,
     ) -> tuple[Path, Path | str, Mapping[str, str]]:
         """The build context: a tar straight from the mirror where that changes nothing
         (builder/streamcontext.py), else a checkout on disk."""
@@ -257,7 +257,7 @@ class Pipeline:
         return paths.context, paths.dockerfile, labels
 
     def _registry_cache(
-        self, plan: BuildPlan, tags: tuple[str, ...], auth: RegistryAuth | None, say: LogSink
+        self, plan: BuildPlan, tags: tuple[str, ...], auth: RegistryAuth | None, say: LineSink
     ) -> list[str]:
         """On an engine with no image of this repository yet (a new worker, a pruned one),
         the last pushed image of the same moving tag is the build cache."""
@@ -281,7 +281,7 @@ class Pipeline:
         return text.decode("utf-8", "replace")
 
     def _pull_base_images(
-        self, plan: BuildPlan, dockerfile: str, frontend: str | None, buildkit: bool, say: LogSink
+        self, plan: BuildPlan, dockerfile: str, frontend: str | None, buildkit: bool, say: LineSink
     ) -> None:
         """Pull the Dockerfile's base images (builder/baseimages.py), and the `frontend`
         image if it names one, that the engine lacks, with the config's credentials for
@@ -301,7 +301,7 @@ class Pipeline:
             self._retrying(pull, f"pulling {image}", say)
 
     def _path_filter(
-        self, plan: BuildPlan, credentials: tuple[str, str] | None, say: LogSink
+        self, plan: BuildPlan, credentials: tuple[str, str] | None, say: LineSink
     ) -> str | None:
         if not plan.paths and not plan.ignore_paths:
             return None
@@ -317,7 +317,7 @@ class Pipeline:
         say(f"==> changed files: {shown or '(none)'}")
         return path_filter_reason(changed, plan.paths, plan.ignore_paths)
 
-    def _retrying(self, action: Callable[[], T], what: str, say: LogSink) -> T:
+    def _retrying(self, action: Callable[[], T], what: str, say: LineSink) -> T:
         retries = self.config.retries
         return with_retries(action, what, retries.transient, retries.backoff_seconds, say)
 

@@ -14,12 +14,11 @@ from typing import Protocol
 
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError
+from builder.lines import LineSink
 from builder.plan import BuildPlan
 from builder.registry import RegistryTagger, RetagFailed
 from builder.tagkinds import TagKind
 from builder.tagorder import Ancestry, TagHolder, is_newer
-
-LogSink = Callable[[str], None]
 
 
 class TagLedger(Protocol):
@@ -39,10 +38,10 @@ class ReleaseTagTaken(HookbuildError):
 
 
 class Retrying(Protocol):
-    def __call__(self, action: Callable[[], str], what: str, say: LogSink) -> str: ...
+    def __call__(self, action: Callable[[], str], what: str, say: LineSink) -> str: ...
 
 
-def _once(action: Callable[[], str], what: str, say: LogSink) -> str:
+def _once(action: Callable[[], str], what: str, say: LineSink) -> str:
     return action()
 
 
@@ -94,7 +93,7 @@ class Publisher:
         tags: tuple[str, ...],
         me: TagHolder,
         auth: RegistryAuth | None,
-        say: LogSink,
+        say: LineSink,
     ) -> dict[str, str]:
         """Push every tag that may move here; return `image:tag -> digest` of those pushed.
 
@@ -118,7 +117,7 @@ class Publisher:
         tag: str,
         me: TagHolder,
         auth: RegistryAuth | None,
-        say: LogSink,
+        say: LineSink,
         uploaded: str | None,
     ) -> str | None:
         """Tag and push one tag, if its kind lets it move here; its digest, or None.
@@ -153,7 +152,7 @@ class Publisher:
         plan: BuildPlan,
         tag: str,
         auth: RegistryAuth | None,
-        say: LogSink,
+        say: LineSink,
         uploaded: str | None,
     ) -> str:
         say(f"==> pushing {plan.image}:{tag}")

@@ -15,6 +15,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from builder.lines import LineSink
+
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
@@ -24,7 +26,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def with_retries(
-    action: Callable[[], T], what: str, attempts: int, backoff: float, say: Callable[[str], None]
+    action: Callable[[], T], what: str, attempts: int, backoff: float, say: LineSink
 ) -> T:
     def tell(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +28,7 @@ from typing import BinaryIO
 import git
 
 from builder.errors import SourceError, from_git_error
+from builder.lines import LineSink
 from builder.redact import redact
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -135,7 +136,7 @@ class MirrorCache:
         ref: str,
         sha: str,
         credentials: tuple[str, str] | None = None,
-        log: Callable[[str], None] = lambda _line: None,
+        log: LineSink = lambda _line: None,
     ) -> CommitInfo:
         """Make the mirror hold commit `sha` (fetched from `ref` of `clone_url`)."""
         if not _SHA.match(sha):
@@ -330,7 +331,7 @@ class MirrorCache:
         sha: str,
         env: dict[str, str],
         secrets: tuple[str, ...],
-        log: Callable[[str], None],
+        log: LineSink,
     ) -> CommitInfo:
         shown = redact(clone_url, secrets)
         # The commit by id first, kept under the pushed ref's name: with protocol v2 git
