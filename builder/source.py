@@ -32,6 +32,14 @@ from builder.lines import LineSink
 from builder.redact import redact
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# Every fetch into a mirror, the pipeline's and the background one: no tags but those a
+# refspec names, and refs moved even where a force-push rewrote them.
+_FETCH_OPTIONS = ("--no-tags", "--force")
+
+
+def _commit_refspec(sha: str, ref: str) -> str:
+    """The commit by id, kept under the pushed ref's name (no ref listing with protocol v2)."""
+    return f"+{sha}:{ref}"
 
 
 def _auth_environment(credentials: tuple[str, str] | None) -> dict[str, str]:
@@ -167,7 +175,7 @@ class MirrorCache:
         path = self.mirror_path(clone_url)
         if not _SHA.match(sha) or not (path / "HEAD").exists() or shutil.which("flock") is None:
             return None
-        command = ["git", "-C", str(path), "fetch", "--quiet", "--no-tags", "--force"]
+        command = ["git", "-C", str(path), "fetch", "--quiet", *_FETCH_OPTIONS]
         return subprocess.Popen(
             [
                 "flock",
@@ -176,7 +184,7 @@ class MirrorCache:
                 str(timeout_seconds),
                 *command,
                 clone_url,
-                f"+{sha}:{ref}",
+                _commit_refspec(sha, ref),
             ],
             env={**os.environ, **_auth_environment(credentials)},
             stdin=subprocess.DEVNULL,
@@ -339,7 +347,7 @@ class MirrorCache:
         # Then the pushed ref (a server that refuses unadvertised objects), then every
         # branch and tag.
         attempts = [
-            [f"+{sha}:{ref}"],
+            [_commit_refspec(sha, ref)],
             [f"+{ref}:{ref}"],
             ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
         ]
@@ -347,7 +355,7 @@ class MirrorCache:
         for refspecs in attempts:
             log(f"fetching {' '.join(refspecs)} from {shown}")
             try:
-                repo.git.fetch("--no-tags", "--force", clone_url, *refspecs, env=env)
+                repo.git.fetch(*_FETCH_OPTIONS, clone_url, *refspecs, env=env)
             except git.GitCommandError as exc:
                 last_error = exc
                 continue
