@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,14 +27,6 @@ from dataclasses import dataclass, field
 from builder.lines import LineSink
 
 TRACE_ID = "moby.buildkit.trace"
-
-# A Dockerfile step's first line: "#6 [3/3] RUN make", "#2 [builder 1/4] FROM ...";
-# and its cache hit: "#6 CACHED".
-STEP_LINE = re.compile(r"#(\d+) \[(?:[^\]\s]+ )?\d+/\d+\] ")
-CACHED_LINE = re.compile(r"#(\d+) CACHED$")
-# BuildKit drops a step's output past its log limits (on Docker 20.10's defaults, past 200
-# KiB a second), and says so in it: "#6 [output clipped, log limit 200KiB/s reached]".
-CLIPPED_LINE = re.compile(r"#\d+ \[output clipped, log limit .+ reached\]$")
 
 
 class TraceError(ValueError):

@@ -19,11 +19,11 @@ from typing import TypeVar
 
 from builder.baseimages import base_images, frontend_image
 from builder.builderchoice import choose_builder
-from builder.buildkit import CACHED_LINE, CLIPPED_LINE, STEP_LINE
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import SourceError
 from builder.lines import LineSink
+from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.paths import resolve_build_paths
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
@@ -94,13 +94,13 @@ class _StepCounter:
         elif line.strip() == "---> Using cache":
             self.cached += 1
         elif line.startswith("#"):
-            if step := STEP_LINE.match(line):
+            if step := BUILDKIT_STEP.match(line):
                 self.steps += 1
                 self._buildkit_steps.add(step[1])
-            elif (hit := CACHED_LINE.match(line)) and hit[1] in self._buildkit_steps:
+            elif (hit := BUILDKIT_CACHED.match(line)) and hit[1] in self._buildkit_steps:
                 self.cached += 1
         self.say(line)
-        if not self._clipped and CLIPPED_LINE.match(line):
+        if not self._clipped and BUILDKIT_CLIPPED.match(line):
             self._clipped = True
             self.say(CLIPPED_NOTE)
 

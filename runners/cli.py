@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,9 +14,9 @@ import click
 from redis import Redis
 from redis.exceptions import RedisError
 
-from builder.buildkit import STEP_LINE
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
+from builder.loglines import BUILDKIT_STEP, CLASSIC_STEP
 from runners import redisclient, servicelog
 from runners.children import spawn
 from runners.logstream import LogClient, LogStreamError
@@ -61,7 +60,6 @@ token_option = click.option(
     default=None,
     help="API token, where reads need one (default: the config's server.token).",
 )
-STEP = re.compile(r"Step \d+/\d+ : ")  # the classic builder's; BuildKit's is STEP_LINE
 
 
 def _load(config_path: str, long_running: bool = False) -> Config:
@@ -511,7 +509,7 @@ def _log_client(config: Config, server: str | None, token: str | None) -> LogCli
 
 
 def _is_step(line: str) -> bool:
-    return bool(STEP.match(line) or STEP_LINE.match(line))
+    return bool(CLASSIC_STEP.match(line) or BUILDKIT_STEP.match(line))
 
 
 def _follow(client: LogClient, build_id: str) -> int:

@@ -13,8 +13,8 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.buildkit import CLIPPED_LINE, STEP_LINE
 from builder.config import load_config
+from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
@@ -37,12 +37,12 @@ RUN cat /version.txt > /commit.txt
 
 
 def steps(log: list[str]) -> list[str]:
-    return [line.split(" ", 1)[1] for line in log if STEP_LINE.match(line)]
+    return [line.split(" ", 1)[1] for line in log if BUILDKIT_STEP.match(line)]
 
 
 def step_numbers(log: list[str]) -> dict[str, str]:
     """Each Dockerfile step's place ("[2/4]") -> its number in the log ("#5")."""
-    return {line.split(" ")[1]: line.split(" ")[0] for line in log if STEP_LINE.match(line)}
+    return {line.split(" ")[1]: line.split(" ")[0] for line in log if BUILDKIT_STEP.match(line)}
 
 
 def test_buildkit_labels_the_image_without_a_step_and_its_log_shows_the_cache_hits(
@@ -108,7 +108,7 @@ def test_a_failing_run_step_fails_the_buildkit_build_with_its_output(
 
     assert record.status is BuildStatus.FAILED
     assert record.error is not None and "exit code: 1" in record.error, record.error
-    [step] = [line.split(" ")[0] for line in log if STEP_LINE.match(line) and "RUN" in line]
+    [step] = [line.split(" ")[0] for line in log if BUILDKIT_STEP.match(line) and "RUN" in line]
     assert f"{step} about to fail" in log, log
     assert any(line.startswith(f"{step} ERROR: ") for line in log), log
     assert registry.tags("bkfail/web") == []
@@ -355,7 +355,7 @@ def test_clipped_step_output_is_explained_and_an_engine_started_as_up_does_keeps
         record, logs[name] = push_and_build(redis, engine, config, repo.url, sha, f"chat-{name}")
         assert record.status is BuildStatus.SUCCEEDED, record.error
 
-    clipped = [line for line in logs["defaults"] if CLIPPED_LINE.match(line)]
+    clipped = [line for line in logs["defaults"] if BUILDKIT_CLIPPED.match(line)]
     assert clipped, "BuildKit clipped the output on its defaults"
     assert logs["defaults"][logs["defaults"].index(clipped[0]) + 1] == CLIPPED_NOTE
     assert "60000" not in step_output(logs["defaults"])

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from builder import loglines
 from builder.config import Config
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
@@ -93,6 +94,7 @@ class Dashboard:
                 "build": self.queue.describe(record),
                 "lines": lines,
                 "finished": record.status.finished,
+                "patterns": loglines.for_javascript(),
             },
         )
 
