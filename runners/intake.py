@@ -76,7 +76,7 @@ local function intake(packed)
     ready[i] = got and 1 or 0
   end
   run(common)
-  -- Last: should a command above fail (Redis out of memory), the delivery is not marked
+  -- Last: should a command above fail (a key of the wrong type), the delivery is not marked
   -- done, and the forge's redelivery tries again rather than being taken for a duplicate.
   if delivery_key ~= "" then
     redis.call('SET', delivery_key, delivery_value, 'EX', ttl)

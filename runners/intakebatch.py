@@ -7,9 +7,10 @@ the deliveries that are ready in one turn of the event loop go to Redis as one c
 argument each; while that call is out, the next ones gather for the call after it. A lone
 delivery goes at once, so nothing waits that did not have to.
 
-The script does each delivery apart (runners/intake.py): one that Redis cannot write gets
-its own error and leaves the others written. Each delivery's answer waits for its reply,
-so what the forge is told was queued is queued, as before.
+The script does each delivery apart (runners/intake.py): one whose write fails gets its
+own error and leaves the others written; a call Redis refuses whole (out of memory) gives
+each delivery in it the error and writes none. Each delivery's answer waits for its
+reply, so what the forge is told was queued is queued, as before.
 """
 
 from __future__ import annotations

@@ -178,3 +178,17 @@ def test_a_cancelled_batch_cancels_the_deliveries_it_holds(redis: Redis, where: 
             await client.aclose()
 
     assert asyncio.run(asyncio.wait_for(run(), 30)) == [True, True]
+
+
+def test_redis_out_of_memory_refuses_the_whole_call_and_writes_nothing(redis: Redis) -> None:
+    redis.script_load(INTAKE_SCRIPT)  # so that the only call counted is the refused one
+    used = int(redis.info("memory")["used_memory"])
+    redis.config_set("maxmemory", str(used // 2))  # no eviction by default: writes refused
+    try:
+        deliveries = [(plan(f"team/app-{i}", "main"), f"d-{i}") for i in range(3)]
+        outcomes, calls = deliver_together(redis, deliveries)
+    finally:
+        redis.config_set("maxmemory", "0")
+    assert calls == 1
+    assert all(isinstance(o, ResponseError) and "OOM" in str(o) for o in outcomes), outcomes
+    assert redis.dbsize() == 0
