@@ -23,7 +23,7 @@ def async_twin(connection: Redis, timeout: float = 5.0) -> AsyncRedis:
     options = {key: kwargs[key] for key in _SHARED if kwargs.get(key) is not None}
     options["driver_info"] = DRIVER
     retry = connection.get_retry()
-    if retry is not None:  # as many retries as the twin, so it gives up as soon
+    if retry is not None:  # as many retries as `connection`: both give up as soon
         options["retry"] = AsyncRetry(backoff(), retry.get_retries())
     options.setdefault("socket_timeout", timeout)
     options.setdefault("socket_connect_timeout", timeout)
