@@ -22,6 +22,7 @@ from redis import Redis
 
 from bench.harness import SECRET, bench, intake, percentile, push_body, rss_mb
 from runners.records import BuildStore
+from tests.services import script_calls
 from tests.signing import forge_headers
 
 COUNT = 4000
@@ -89,14 +90,6 @@ def wrk_intake(
     figures = {k: float(v) for k, v in (part.split("=") for part in line.split()[1:])}
     figures["rate"] = figures["requests"] / seconds
     return figures
-
-
-def script_calls(connection: Redis) -> int:
-    """Script calls Redis has run so far (the intake's, nearly all, during a load)."""
-    stats = connection.info("commandstats")
-    return sum(
-        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
-    )
 
 
 WRK_ROUNDS = 5

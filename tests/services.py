@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from redis import Redis
+
 BASE_IMAGE = "hookbuild-test/busybox:latest"
 
 
@@ -92,6 +94,14 @@ def start_redis(directory: Path, port: int | None = None) -> tuple[Service, int]
     )
     wait_until(lambda: port_open(port), 10, "redis-server")
     return service, port
+
+
+def script_calls(connection: Redis) -> int:
+    """Script calls (EVAL, EVALSHA) this Redis has run since its stats were last reset."""
+    stats = connection.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
 
 
 def start_registry(directory: Path, htpasswd: tuple[str, str] | None = None) -> tuple[Service, int]:

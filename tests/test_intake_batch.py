@@ -23,6 +23,7 @@ from runners.intake import INTAKE_SCRIPT
 from runners.intakebatch import IntakeBatcher
 from runners.queue import QUEUE_NAME, BuildQueue, Submitted
 from runners.records import BuildStore
+from tests.services import script_calls
 
 Outcome = Submitted | BaseException
 
@@ -36,13 +37,6 @@ def plan(repository: str, branch: str) -> BuildPlan:
         sha="a" * 40,
         image=f"localhost:5000/{repository}",
         tags=(branch,),
-    )
-
-
-def script_calls(redis: Redis) -> int:
-    stats = redis.info("commandstats")
-    return sum(
-        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
     )
 
 
