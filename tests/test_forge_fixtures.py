@@ -1,4 +1,4 @@
-"""Every published payload in shared/fixtures/webhooks goes through its forge's parser.
+"""Every published payload in tests/fixtures/webhooks (copied from shared/) goes through its forge's parser.
 
 The expectations come from the fixtures' own index.json (derived from each payload); this
 test only maps them onto hookbuild's push event.
