@@ -6,6 +6,12 @@ other. So the pipeline pulls the missing ones first, through the engine, with th
 registry's credentials from the config. This finds them: every FROM that is neither
 `scratch` nor an earlier stage, with the ARGs declared before the first FROM filled in from
 their defaults and the build's build args, as the builder fills them in.
+
+Why not dockerfile-parse, the PyPI library for this: tried (2.0.1), it reads
+`FROM ${BASE}:${TAG:-latest}` with TAG=1.36 as `busybox:1.36:-latest}`, and takes a `FROM`
+line inside a `RUN <<EOT` heredoc body for an instruction. Both cases are in
+tests/test_baseimages.py. The `dockerfile` package wraps BuildKit's own Go parser and
+splits heredocs right, but expands no variables, so the ARG handling here would stay.
 """
 
 from __future__ import annotations
