@@ -195,6 +195,11 @@ class RepositoryConfig(StrictModel):
 
 
 def _default_state_dir(environ: Mapping[str, str]) -> str:
+    """$HOOKBUILD_STATE_DIR (scripts/up sets it, so that its dockerd, registry and
+    hookbuild share one directory), else $XDG_STATE_HOME/hookbuild, else
+    ~/.local/state/hookbuild."""
+    if environ.get("HOOKBUILD_STATE_DIR"):
+        return environ["HOOKBUILD_STATE_DIR"]
     base = environ.get("XDG_STATE_HOME") or os.path.join(
         environ.get("HOME", "/root"), ".local/state"
     )
