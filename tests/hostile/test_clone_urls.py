@@ -489,3 +489,28 @@ def test_clone_settings_are_checked_in_the_config() -> None:
                 f"    {bad}\n    image: r/x\n    rules: [{{branch: main}}]\n",
                 {},
             )
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/a\u0000b", "refs/heads/../x", "main\u001b[2J"])
+def test_a_trigger_with_a_bad_ref_and_a_sha_is_refused(
+    ref: str, redis: Redis, tmp_path: Path
+) -> None:
+    """#8: a trigger naming a sha (so no `ls-remote` checks the ref) and a ref git would
+    refuse is answered 400 with the reason; nothing is queued."""
+    config = parse_config(
+        f"state_dir: {tmp_path}\nrepositories:\n"
+        f"  - name: acme/web\n    forge: gitea\n    secret: {SECRET}\n"
+        "    clone_url: https://git.example.com/acme/web.git\n"
+        "    trigger_token: trigger-token-123\n"
+        "    image: 127.0.0.1:5000/x\n    rules: [{branch: /.*/, tags: [latest]}]\n",
+        {},
+    )
+    client = TestClient(create_app(config, redis))
+
+    response = client.post(
+        "/trigger/acme/web/trigger-token-123", json={"ref": ref, "sha": "a" * 40}
+    )
+
+    assert response.status_code == 400, response.text
+    assert "ref" in response.json()["error"]
+    assert queued(redis) == 0
