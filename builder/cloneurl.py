@@ -69,6 +69,8 @@ def transport_of(url: str) -> str:
 def url_problem(url: str, hosts: Collection[str], schemes: Collection[str]) -> str | None:
     """Why a payload's clone URL may not be fetched; None when it may. `hosts`: entries
     as `clone_host_entry` gives them (a bare host means the scheme's default port)."""
+    if not hosts:
+        return "no forge host is configured for payload clone URLs: set clone_hosts or clone_url"
     if len(url) > MAX_URL_LENGTH:
         return f"the clone URL is longer than {MAX_URL_LENGTH} characters"
     shown = url[:120]
@@ -96,6 +98,6 @@ def url_problem(url: str, hosts: Collection[str], schemes: Collection[str]) -> s
     if actual not in hosts and not (default and parsed.hostname.lower() in hosts):
         return (
             f"the clone URL {shown!r} is not on the repository's forge host "
-            f"({', '.join(hosts) or 'none configured'}): set clone_hosts or clone_url"
+            f"({', '.join(sorted(hosts))}): set clone_hosts or clone_url"
         )
     return None

@@ -221,6 +221,13 @@ class RepositoryConfig(StrictModel):
             return frozenset(self.clone_hosts)
         return frozenset(HOSTED_CLONE_HOSTS.get(self.forge, ()))
 
+    @property
+    def payload_clone_url_example(self) -> str | None:
+        """A clone URL a payload could give and this repository would take (for `preview`,
+        which has no payload); None when no payload's would be taken."""
+        hosts = sorted(self.allowed_clone_hosts)
+        return f"{self.clone_schemes[0]}://{hosts[0]}/{self.name}.git" if hosts else None
+
     def clone_url_problem(self, url: str) -> str | None:
         """Why `url` may not be fetched for this repository; None when it may: the config's
         own clone_url (or the hosted forge's default), or a URL on an allowed host with an

@@ -514,3 +514,24 @@ def test_a_trigger_with_a_bad_ref_and_a_sha_is_refused(
     assert response.status_code == 400, response.text
     assert "ref" in response.json()["error"]
     assert queued(redis) == 0
+
+
+def test_preview_of_a_self_hosted_repository_says_whether_payload_urls_are_taken(
+    redis: Redis,
+) -> None:
+    """#3: `preview` of a self-hosted repository without clone_url builds where
+    clone_hosts lets payload URLs in, and says why not where nothing does."""
+    config = parse_config(
+        "repositories:\n"
+        "  - {name: org/app, forge: gitea, secret: s, clone_hosts: [git.example.com],"
+        " image: r/app, rules: [{branch: main}]}\n"
+        "  - {name: org/bare, forge: gitea, secret: s, image: r/bare, rules: [{branch: main}]}\n",
+        {},
+    )
+    client = TestClient(create_app(config, redis))
+
+    taken = client.post("/api/preview", json={"repository": "org/app", "ref": "main"}).json()
+    refused = client.post("/api/preview", json={"repository": "org/bare", "ref": "main"}).json()
+
+    assert taken["skipped"] is None and taken["images"][0]["tags"]
+    assert "set clone_hosts or clone_url" in refused["skipped"]
