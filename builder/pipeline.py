@@ -29,6 +29,7 @@ from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger
 from builder.redact import redact
+from builder.refs import ref_problem
 from builder.registry import RegistryTagger, RetagFailed
 from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
@@ -141,7 +142,9 @@ class Pipeline:
     def run(self, plan: BuildPlan, log: LineSink) -> BuildResult:
         # Checked here too, not only at intake: a plan stored before a URL was refused
         # (or rebuilt after the config changed) must not reach git either.
-        refused = self.config.clone_url_problem(plan.forge, plan.repository, plan.clone_url)
+        refused = self.config.clone_url_problem(
+            plan.forge, plan.repository, plan.clone_url
+        ) or ref_problem(plan.ref)
         if refused:
             raise SourceError(f"not fetching: {refused}")
         self.mirrors = self.root_mirrors.for_repository(plan.forge, plan.repository)

@@ -432,7 +432,9 @@ def test_a_commit_id_that_is_not_full_hex_is_refused_at_intake(
     field: str, value: str, redis: Redis, tmp_path: Path
 ) -> None:
     """#8: `after` and `before` must be full lowercase commit ids (40 or 64 hex digits)."""
-    config = make_config(tmp_path / "state", "127.0.0.1:5000")
+    config = make_config(
+        tmp_path / "state", "127.0.0.1:5000", extra_repo="    clone_url: git://127.0.0.1/x\n"
+    )
     payload = json.loads(github_push_body("acme/web", "refs/heads/main", "f" * 40, "x"))
     payload[field] = value
     body = json.dumps(payload).encode()
@@ -535,3 +537,44 @@ def test_preview_of_a_self_hosted_repository_says_whether_payload_urls_are_taken
 
     assert taken["skipped"] is None and taken["images"][0]["tags"]
     assert "set clone_hosts or clone_url" in refused["skipped"]
+
+
+def test_a_default_branch_that_is_no_branch_name_is_refused_at_intake(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """#8: the payload's default branch (fetched for path filters) is checked like a ref."""
+    config = make_config(
+        tmp_path / "state", "127.0.0.1:5000", extra_repo="    clone_url: git://127.0.0.1/x\n"
+    )
+    payload = json.loads(github_push_body("acme/web", "refs/heads/main", "f" * 40, "x"))
+    payload["repository"]["default_branch"] = "main:refs/heads/other"
+    body = json.dumps(payload).encode()
+
+    response = TestClient(create_app(config, redis)).post(
+        "/hooks/github", content=body, headers=forge_headers("github", "push", body, SECRET, "b1")
+    )
+
+    assert response.status_code == 400, response.text
+    assert "default branch" in response.json()["error"]
+    assert queued(redis) == 0
+
+
+@pytest.mark.docker
+def test_a_stored_plan_with_a_bad_ref_fails_before_git_runs(
+    redis: Redis, docker_host: str, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """#8: a plan stored before refs were checked, with a ref git would refuse, fails
+    with the reason instead of reaching git."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "x\n"})
+    repo.push("main")
+    config = make_config(tmp_path / "state", "127.0.0.1:5000")
+    plan = plan_of(config, "acme/web", repo.url, sha)
+    bad = BuildPlan.from_dict({**plan.to_dict(), "ref": "refs/heads/a..b"})
+
+    [build] = BuildQueue.for_config(redis, config).submit([bad])
+    work(config, redis, docker_host)
+
+    record = BuildStore(redis).get(build)
+    assert record is not None and record.status == BuildStatus.FAILED
+    assert "not fetching" in (record.error or "") and "a..b" in (record.error or "")

@@ -38,6 +38,9 @@ def check_push(event: PushEvent) -> None:
         raise MalformedPayload(problem)
     if event.sha and not is_sha(event.sha):
         raise MalformedPayload(f"the pushed commit {event.sha[:80]!r} is not a full commit id")
+    if event.default_branch and ref_problem(f"refs/heads/{event.default_branch}"):
+        shown = event.default_branch[:80]
+        raise MalformedPayload(f"the default branch {shown!r} is not a valid branch name")
     if event.before and not is_sha(event.before):
         raise MalformedPayload(f"the previous commit {event.before[:80]!r} is not a full commit id")
 
