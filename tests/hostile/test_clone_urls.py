@@ -578,3 +578,22 @@ def test_a_stored_plan_with_a_bad_ref_fails_before_git_runs(
     record = BuildStore(redis).get(build)
     assert record is not None and record.status == BuildStatus.FAILED
     assert "not fetching" in (record.error or "") and "a..b" in (record.error or "")
+
+
+@pytest.mark.parametrize("clone_url", [{"href": "x"}, 42, ["git://127.0.0.1/x"]])
+def test_a_clone_url_that_is_not_a_string_is_refused_at_intake(
+    clone_url: object, redis: Redis, tmp_path: Path
+) -> None:
+    """#3: a payload clone URL that is no string is answered 400, not queued (nor 500)."""
+    config = make_config(tmp_path / "state", "127.0.0.1:5000")
+    payload = json.loads(github_push_body("acme/web", "refs/heads/main", "f" * 40, "x"))
+    payload["repository"]["clone_url"] = clone_url
+    body = json.dumps(payload).encode()
+
+    response = TestClient(create_app(config, redis)).post(
+        "/hooks/github", content=body, headers=forge_headers("github", "push", body, SECRET, "t1")
+    )
+
+    assert response.status_code == 400, response.text
+    assert "clone URL" in response.json()["error"]
+    assert queued(redis) == 0

@@ -33,6 +33,9 @@ class Parsed:
 def check_push(event: PushEvent) -> None:
     """Raise `MalformedPayload` unless the event's ref is one git accepts and its commit
     ids are full ones: a signed payload is still untrusted input."""
+    texts = (event.ref, event.sha, event.before, event.clone_url, event.default_branch)
+    if any(value is not None and type(value) is not str for value in texts):
+        raise MalformedPayload("ref, commit ids, clone URL and default branch must be strings")
     problem = ref_problem(event.ref)
     if problem:
         raise MalformedPayload(problem)
