@@ -597,3 +597,23 @@ def test_a_clone_url_that_is_not_a_string_is_refused_at_intake(
     assert response.status_code == 400, response.text
     assert "clone URL" in response.json()["error"]
     assert queued(redis) == 0
+
+
+def test_prune_removes_every_repositorys_mirrors_and_the_old_shared_ones(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """#3: mirrors kept per repository are still pruned to the disk budget, as are the
+    mirrors an earlier version shared between repositories."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    repo.push("main")
+    root = MirrorCache(tmp_path / "mirrors")
+    for cache in (root, root.for_repository("github", "a/b"), root.for_repository("gitea", "c/d")):
+        cache.fetch(repo.url, "refs/heads/main", sha)
+    mirrors = [*root.root.glob("*.git"), *root.root.glob("*/*/*.git")]
+    assert len(mirrors) == 3
+
+    removed = root.prune(0)
+
+    assert sorted(removed) == sorted(mirrors)
+    assert not any(path.exists() for path in mirrors)
