@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from builder.cloneurl import HOSTED_CLONE_HOSTS, clone_host_entry, url_problem
 from builder.configtypes import BuildArgs, Builder, Globs, Labels, RepoPath, StrictModel
 from builder.envsubst import expand, location_of
 from builder.errors import ConfigError, ConfigProblem
@@ -48,6 +49,13 @@ HOSTED_CLONE_URLS: Mapping[str, str] = {
     "gitlab": "https://gitlab.com/{name}.git",
     "bitbucket": "https://bitbucket.org/{name}.git",
 }
+
+
+CloneScheme = Literal["https", "http", "ssh", "git"]
+
+
+def _https_only() -> list[CloneScheme]:
+    return ["https"]
 
 
 class ServerConfig(StrictModel):
@@ -98,7 +106,13 @@ class RepositoryConfig(StrictModel):
     secret: str = Field(min_length=1)
     signing_token: str | None = None  # GitLab's signing token, when it differs from `secret`
     trigger_token: str | None = None  # enables POST /trigger/{name}/{token}
-    clone_url: str | None = None
+    clone_url: str | None = None  # trusted as written; else the payload's, if allowed below
+    # Where a payload's clone URL may point: `host` (the scheme's default port) or
+    # `host:port`. Default: the hosted forge's (github.com, gitlab.com, bitbucket.org);
+    # a self-hosted forge's repository needs this, or `clone_url`.
+    clone_hosts: list[str] | None = Field(default=None, min_length=1)
+    # The git transports a payload's clone URL may use.
+    clone_schemes: list[CloneScheme] = Field(default_factory=_https_only, min_length=1)
     clone_username: str | None = None
     clone_token: str | None = None
     default_branch: str | None = None  # default: the payload's, else "main"
@@ -125,6 +139,19 @@ class RepositoryConfig(StrictModel):
     builder: Builder = "auto"
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
+
+    @field_validator("clone_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [clone_host_entry(entry) for entry in value]
+
+    @field_validator("clone_url")
+    @classmethod
+    def _not_an_option(cls, value: str | None) -> str | None:
+        # Trusted, but git must never read it as an option (every call also has `--`).
+        if value is not None and (not value.strip() or value.startswith("-")):
+            raise ValueError(f"{value!r} is not a URL or path")
+        return value
 
     @field_validator("image")
     @classmethod
@@ -186,6 +213,28 @@ class RepositoryConfig(StrictModel):
             return self.clone_url
         template = HOSTED_CLONE_URLS.get(self.forge)
         return template.format(name=self.name) if template else None
+
+    @cached_property
+    def allowed_clone_hosts(self) -> frozenset[str]:
+        """The hosts a payload's clone URL may name (made once: checked per delivery)."""
+        if self.clone_hosts is not None:
+            return frozenset(self.clone_hosts)
+        return frozenset(HOSTED_CLONE_HOSTS.get(self.forge, ()))
+
+    @property
+    def payload_clone_url_example(self) -> str | None:
+        """A clone URL a payload could give and this repository would take (for `preview`,
+        which has no payload); None when no payload's would be taken."""
+        hosts = sorted(self.allowed_clone_hosts)
+        return f"{self.clone_schemes[0]}://{hosts[0]}/{self.name}.git" if hosts else None
+
+    def clone_url_problem(self, url: str) -> str | None:
+        """Why `url` may not be fetched for this repository; None when it may: the config's
+        own clone_url (or the hosted forge's default), or a URL on an allowed host with an
+        allowed scheme."""
+        if url in (self.clone_url, self.default_clone_url):
+            return None
+        return url_problem(url, self.allowed_clone_hosts, self.clone_schemes)
 
     @property
     def clone_credentials(self) -> tuple[str, str] | None:
@@ -276,6 +325,13 @@ class Config(StrictModel):
 
     def repository(self, forge: str, name: str) -> RepositoryConfig | None:
         return self._by_forge_and_name.get((forge, name))
+
+    def clone_url_problem(self, forge: str, name: str, url: str) -> str | None:
+        """Why a build of this repository may not fetch `url`; None when it may."""
+        repository = self.repository(forge, name)
+        if repository is None:
+            return f"{forge} repository {name!r} is no longer in the config"
+        return repository.clone_url_problem(url)
 
     def clone_credentials(self, forge: str, name: str) -> tuple[str, str] | None:
         """What a fetch of this repository authenticates with (clone_token), if anything."""

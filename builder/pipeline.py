@@ -29,6 +29,7 @@ from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger
 from builder.redact import redact
+from builder.refs import ref_problem
 from builder.registry import RegistryTagger, RetagFailed
 from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
@@ -132,12 +133,21 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.engine = engine
-        self.mirrors = mirrors
+        self.root_mirrors = mirrors
+        self.mirrors = mirrors  # the plan's repository's own, once `run` starts
         self.workdir = workdir
         self.ledger = ledger
         self.build_id = build_id
 
     def run(self, plan: BuildPlan, log: LineSink) -> BuildResult:
+        # Checked here too, not only at intake: a plan stored before a URL was refused
+        # (or rebuilt after the config changed) must not reach git either.
+        refused = self.config.clone_url_problem(
+            plan.forge, plan.repository, plan.clone_url
+        ) or ref_problem(plan.ref)
+        if refused:
+            raise SourceError(f"not fetching: {refused}")
+        self.mirrors = self.root_mirrors.for_repository(plan.forge, plan.repository)
         credentials = self.config.clone_credentials(plan.forge, plan.repository)
         secrets = tuple(s for s in (credentials[1] if credentials else None,) if s)
 

@@ -117,6 +117,8 @@ def decide(
     clone_url = repository.clone_url or event.clone_url
     if not clone_url:
         return Decision((), "no clone URL: the payload has none and the config sets no clone_url")
+    if problem := repository.clone_url_problem(clone_url):
+        return Decision((), f"refused: {problem}")
 
     default_branch = repository.default_branch or event.default_branch or "main"
     version = parse_version(event.tag) if event.ref_type == "tag" else None

@@ -1,10 +1,13 @@
 """Fetch exactly the pushed commit into a cached bare mirror, and export its tree.
 
-One bare mirror per clone URL lives under the state directory, so a second build of a
-repository fetches only what is new, and a rebuild of a known commit fetches nothing. The
-export is `git archive` of the commit: the build context holds the commit's files and no
-`.git`, so a clone token can never reach it. Tokens travel as an HTTP header through git's
-`GIT_CONFIG_*` environment, never in a URL, an argument list or the mirror's config.
+Each configured repository has its own mirrors under the state directory
+(`MirrorCache.for_repository`), one per clone URL, so a second build of a repository
+fetches only what is new, a rebuild of a known commit fetches nothing, and no repository
+ever reads another's commits. The export is `git archive` of the commit: the build context
+holds the commit's files and no `.git`, so a clone token can never reach it. Tokens travel
+as an HTTP header through git's `GIT_CONFIG_*` environment, never in a URL, an argument list
+or the mirror's config, and never follow a redirect. Every git call puts `--` (or
+`--end-of-options`) before URLs and refs, and allows only the URL's own transport.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from typing import BinaryIO
 
 import git
 
+from builder.cloneurl import transport_of
 from builder.errors import SourceError, from_git_error
 from builder.lines import LineSink
 from builder.redact import redact
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_FORGE_DIR = re.compile(r"[^a-z0-9-]+")
 # Every fetch into a mirror, the pipeline's and the background one: no tags but those a
 # refspec names, and refs moved even where a force-push rewrote them.
 _FETCH_OPTIONS = ("--no-tags", "--force")
@@ -42,14 +47,24 @@ def _commit_refspec(sha: str, ref: str) -> str:
     return f"+{sha}:{ref}"
 
 
-def _auth_environment(credentials: tuple[str, str] | None) -> dict[str, str]:
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true"}
+def _git_environment(clone_url: str, credentials: tuple[str, str] | None) -> dict[str, str]:
+    """What a git call that talks to `clone_url` runs with: only the URL's own transport
+    (no `ext::`, no `file://` behind an https URL's redirect or a submodule), and the token,
+    if any, as a header that no redirect carries to another host."""
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/true",
+        "GIT_ALLOW_PROTOCOL": transport_of(clone_url),
+    }
     if credentials:
         token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
         env.update(
-            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_COUNT="2",
             GIT_CONFIG_KEY_0="http.extraHeader",
             GIT_CONFIG_VALUE_0=f"Authorization: Basic {token}",
+            # git sends extra headers to wherever a redirect leads: none is followed.
+            GIT_CONFIG_KEY_1="http.followRedirects",
+            GIT_CONFIG_VALUE_1="false",
         )
     return env
 
@@ -80,12 +95,13 @@ def resolve_ref(
 ) -> tuple[str, str]:
     """`git ls-remote`: the full ref and its commit. `ref` may be short (`main`, `v1.2`);
     None means the default branch. Annotated tags resolve to the commit they point at."""
-    env = _auth_environment(credentials)
+    env = _git_environment(clone_url, credentials)
     secrets = (credentials[1],) if credentials else ()
     shown = redact(clone_url, secrets)
     try:
         output = git.cmd.Git().ls_remote(
             "--symref",
+            "--",
             clone_url,
             "HEAD",
             "refs/heads/*",
@@ -117,10 +133,19 @@ def resolve_ref(
 
 
 class MirrorCache:
-    """Bare mirrors under `root`, one per clone URL, each guarded by a file lock."""
+    """Bare mirrors under `root`, one per clone URL, each guarded by a file lock. The
+    state directory's cache holds one such cache per configured repository."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def for_repository(self, forge: str, name: str) -> MirrorCache:
+        """The mirrors of one configured repository: `<root>/<forge>/<hash>-<slug>/`.
+        Keyed by repository, not by URL, so that a payload naming another repository's
+        URL finds only its own repository's mirror, without that repository's commits."""
+        digest = hashlib.sha256(f"{forge}\0{name}".encode()).hexdigest()[:16]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)[:40]
+        return MirrorCache(self.root / _FORGE_DIR.sub("-", forge) / f"{digest}-{slug}")
 
     def mirror_path(self, clone_url: str) -> Path:
         digest = hashlib.sha256(clone_url.encode()).hexdigest()[:16]
@@ -150,7 +175,7 @@ class MirrorCache:
         if not _SHA.match(sha):
             raise SourceError(f"not a full commit id: {sha!r}")
         path = self.mirror_path(clone_url)
-        env = _auth_environment(credentials)
+        env = _git_environment(clone_url, credentials)
         secrets = (credentials[1],) if credentials else ()
         with self._locked(path) as repo:
             commit = self._commit_info(repo, sha)
@@ -183,10 +208,11 @@ class MirrorCache:
                 "timeout",
                 str(timeout_seconds),
                 *command,
+                "--",
                 clone_url,
                 _commit_refspec(sha, ref),
             ],
-            env={**os.environ, **_auth_environment(credentials)},
+            env={**os.environ, **_git_environment(clone_url, credentials)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -235,7 +261,7 @@ class MirrorCache:
         treeish = _tree_of(sha, subdir)
         with self._locked(self.mirror_path(clone_url)) as repo:
             try:
-                repo.archive(out, treeish=treeish, format="tar")
+                repo.git.archive("--format=tar", "--end-of-options", treeish, output_stream=out)
             except git.GitCommandError as exc:
                 raise from_git_error(exc, f"exporting {sha[:12]}") from exc
 
@@ -243,7 +269,7 @@ class MirrorCache:
         """Is `ancestor` in the history of `descendant`? None when the mirror lacks either."""
         with self._locked(self.mirror_path(clone_url)) as repo:
             try:
-                repo.git.merge_base("--is-ancestor", ancestor, descendant)
+                repo.git.merge_base("--is-ancestor", "--end-of-options", ancestor, descendant)
             except git.GitCommandError as exc:
                 # 1: not an ancestor; anything else (128): a commit the mirror lacks.
                 return False if exc.status == 1 else None
@@ -266,13 +292,13 @@ class MirrorCache:
                 ref = f"refs/heads/{default_branch}"
                 try:
                     repo.git.fetch(
-                        "--no-tags",
-                        "--force",
+                        *_FETCH_OPTIONS,
+                        "--",
                         clone_url,
                         f"+{ref}:{ref}",
-                        env=_auth_environment(credentials),
+                        env=_git_environment(clone_url, credentials),
                     )
-                    base = repo.git.merge_base(ref, sha).strip()
+                    base = repo.git.merge_base("--end-of-options", ref, sha).strip()
                 except git.GitCommandError:
                     return None
             if base == sha and not before.strip("0"):
@@ -280,7 +306,7 @@ class MirrorCache:
             if base == sha:
                 return []
             try:
-                output = repo.git.diff("--name-only", "--no-renames", base, sha)
+                output = repo.git.diff("--name-only", "--no-renames", "--end-of-options", base, sha)
             except git.GitCommandError:
                 return None
             return [line for line in output.splitlines() if line]
@@ -290,7 +316,9 @@ class MirrorCache:
         mirror in use (its lock held) is skipped."""
         if not self.root.exists():
             return []
-        mirrors = sorted(self.root.glob("*.git"), key=lambda p: _mtime(p.with_suffix(".lock")))
+        # Each repository's own (for_repository), and any from before they had their own.
+        found = [*self.root.glob("*.git"), *self.root.glob("*/*/*.git")]
+        mirrors = sorted(found, key=lambda p: _mtime(p.with_suffix(".lock")))
         sizes = {m: _size(m) for m in mirrors}
         used = sum(sizes.values())
         removed = []
@@ -312,7 +340,9 @@ class MirrorCache:
         """The commit's date, author and message; None when the mirror lacks it. One git
         call, where asking first and reading after took three."""
         try:
-            shown = repo.git.show("-s", "--format=%ct%x00%an%x00%B", f"{sha}^{{commit}}", "--")
+            shown = repo.git.show(
+                "-s", "--format=%ct%x00%an%x00%B", "--end-of-options", f"{sha}^{{commit}}", "--"
+            )
         except git.GitCommandError:
             return None
         stamp, author, message = shown.split("\0", 2)
@@ -326,7 +356,7 @@ class MirrorCache:
     @staticmethod
     def _has_commit(repo: git.Repo, sha: str) -> bool:
         try:
-            repo.git.cat_file("-e", f"{sha}^{{commit}}")
+            repo.git.cat_file("-e", "--end-of-options", f"{sha}^{{commit}}")
         except git.GitCommandError:
             return False
         return True
@@ -355,7 +385,7 @@ class MirrorCache:
         for refspecs in attempts:
             log(f"fetching {' '.join(refspecs)} from {shown}")
             try:
-                repo.git.fetch(*_FETCH_OPTIONS, clone_url, *refspecs, env=env)
+                repo.git.fetch(*_FETCH_OPTIONS, "--", clone_url, *refspecs, env=env)
             except git.GitCommandError as exc:
                 last_error = exc
                 continue

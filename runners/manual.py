@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from builder.config import RepositoryConfig
 from builder.manual import TriggerRequestError, manual_event
+from builder.refs import ref_problem
 from builder.rules import decide
 from builder.source import resolve_ref
 from runners.queue import BuildQueue
@@ -35,6 +36,8 @@ def request_build(
         raise TriggerRequestError("a sha needs its ref too, so that the rules can match it")
     elif not ref.startswith("refs/"):
         ref = f"refs/heads/{ref}"
+    if problem := ref_problem(ref):
+        raise TriggerRequestError(problem)
     decision = decide(repository, manual_event(repository, clone_url, ref, sha, who))
     if not decision.plans:
         return ManualOutcome(ref, sha, [], decision.skipped)

@@ -32,8 +32,10 @@ def start(context: WorkerContext, record: BuildRecord) -> subprocess.Popen[bytes
     if record.plan is None:
         return None
     plan = BuildPlan.from_dict(dict(record.plan))
+    if context.config.clone_url_problem(plan.forge, plan.repository, plan.clone_url):
+        return None  # the pipeline refuses it, and says why in the build's log
     credentials = context.config.clone_credentials(plan.forge, plan.repository)
-    mirrors = MirrorCache(context.state_dir / "mirrors")
+    mirrors = MirrorCache(context.state_dir / "mirrors").for_repository(plan.forge, plan.repository)
     try:
         process = mirrors.start_fetch(plan.clone_url, plan.ref, plan.sha, credentials)
     except OSError:

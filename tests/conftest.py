@@ -93,12 +93,25 @@ def auth_registry(service_root: Path) -> Iterator[RegistryReader]:
     service.stop()
 
 
+# The session's git daemon as a `clone_hosts` entry, once the git_daemon fixture started it.
+_GIT_DAEMON: list[str] = []
+
+
+def local_clone_settings(schemes: str = "git") -> str:
+    """A repository's config lines that let a payload's clone URL name the session's git
+    daemon (git://127.0.0.1:PORT), as a self-hosted forge's configured host."""
+    hosts = ", ".join(f"'{address}'" for address in _GIT_DAEMON) or "'127.0.0.1:9'"
+    return f"    clone_hosts: [{hosts}]\n    clone_schemes: [{schemes}]\n"
+
+
 @pytest.fixture(scope="session")
 def git_daemon(service_root: Path) -> Iterator[tuple[Path, int]]:
     base = service_root / "git"
     base.mkdir()
     service, port = services.start_git_daemon(base)
+    _GIT_DAEMON.append(f"127.0.0.1:{port}")
     yield base, port
+    _GIT_DAEMON.remove(f"127.0.0.1:{port}")
     service.stop()
 
 

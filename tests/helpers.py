@@ -8,7 +8,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from builder.config import Config, parse_config
-from tests.conftest import github_push_body, github_signature
+from tests.conftest import github_push_body, github_signature, local_clone_settings
 
 SECRET = "webhook-secret-for-tests"
 _BUILDKIT_STEP_NUMBER = re.compile(r"^#\d+ ")
@@ -53,6 +53,7 @@ def make_config(
         "    secret: ${WEBHOOK_SECRET}\n"
         f"    image: {registry_host}/{image_path}\n"
         "    build_args: {GREETING: hello}\n"
+        f"{local_clone_settings()}"
         f"{extra_repo}"
         "    rules:\n"
         f"{rules}"

@@ -157,7 +157,7 @@ def test_a_config_loaded_in_a_child_process_is_the_same_config(tmp_path: Path) -
         repository="acme/web",
         ref="refs/tags/v1.2",
         sha="a" * 40,
-        clone_url="file:///x",
+        clone_url="https://github.com/acme/web.git",
     )
 
     assert compact == direct
@@ -206,7 +206,7 @@ repositories:
             repository=repository.name,
             ref="refs/heads/main",
             sha="a" * 40,
-            clone_url="https://example.invalid/r.git",
+            clone_url=f"https://github.com/{repository.name}.git",
         )
         for plan in decide(repository, push).plans:
             seen[plan.image] = oci_labels(plan, commit)
@@ -245,7 +245,7 @@ repositories:
             repository=repository.name,
             ref="refs/heads/main",
             sha="a" * 40,
-            clone_url="https://example.invalid/r.git",
+            clone_url=f"https://github.com/{repository.name}.git",
         )
         for plan in decide(repository, push).plans:
             chosen[plan.image] = plan.builder

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
-from tests.conftest import FIXTURES, MakeRepo
+from tests.conftest import FIXTURES, MakeRepo, local_clone_settings
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
 from tests.services import docker_env
@@ -91,7 +91,7 @@ def test_forge_push_ends_with_the_image_in_the_registry(
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": f"{forge}\n"})
     repo.push("main")
     image = f"{registry.host}/families/{forge}"
-    clone = f"    clone_url: {repo.url}\n" if needs_clone_url else ""
+    clone = f"    clone_url: {repo.url}\n" if needs_clone_url else local_clone_settings()
     config = parse_config(
         f"state_dir: {tmp_path}\n"
         "repositories:\n"

@@ -40,7 +40,8 @@ REPO = CONFIG.repositories[0]
 
 
 def push(ref: str, **kw: object) -> PushEvent:
-    return PushEvent("github", "acme/web", ref, SHA, clone_url="git://127.0.0.1/x.git", **kw)  # type: ignore[arg-type]
+    url = "https://github.com/acme/web.git"
+    return PushEvent("github", "acme/web", ref, SHA, clone_url=url, **kw)  # type: ignore[arg-type]
 
 
 def test_literal_branch_gives_its_tags() -> None:

@@ -47,7 +47,8 @@ def repo(text: str) -> RepositoryConfig:
 
 
 def push(ref: str, **kw: object) -> PushEvent:
-    return PushEvent("github", "acme/mono", ref, SHA, clone_url="git://127.0.0.1/x.git", **kw)  # type: ignore[arg-type]
+    url = "https://github.com/acme/mono.git"
+    return PushEvent("github", "acme/mono", ref, SHA, clone_url=url, **kw)  # type: ignore[arg-type]
 
 
 def simple(rules: str, extra: str = "") -> RepositoryConfig:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.conftest import MakeRepo, github_push_body, github_signature
+from tests.conftest import MakeRepo, github_push_body, github_signature, local_clone_settings
 from tests.helpers import DOCKERFILE, SECRET
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port, port_open, wait_until
@@ -33,7 +33,7 @@ repositories:
   - name: acme/web
     forge: github
     secret: ${{ACME_WEB_SECRET}}
-    image: {registry.host}/service/web
+{local_clone_settings()}    image: {registry.host}/service/web
     build_args: {{GREETING: from-service}}
     rules:
       - branch: main

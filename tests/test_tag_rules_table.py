@@ -213,7 +213,9 @@ def tags_for(case: Case) -> tuple[str, ...]:
         f"    latest_from: {case.latest_from}\n    rules:\n      - {case.rule}\n",
         {},
     )
-    event = PushEvent("github", "name/app", case.ref, SHA, clone_url="git://127.0.0.1/app.git")
+    event = PushEvent(
+        "github", "name/app", case.ref, SHA, clone_url="https://github.com/name/app.git"
+    )
     decision = decide(config.repositories[0], event)
     assert decision.skipped is None, decision.to_json()
     [plan] = decision.plans

@@ -38,7 +38,11 @@ def preview(
         repository=configured.name,
         ref=full_ref,
         sha=checked_sha(sha) or PLACEHOLDER_SHA,
-        clone_url=configured.default_clone_url or "(from the payload)",
+        clone_url=(
+            configured.default_clone_url
+            or configured.payload_clone_url_example
+            or "(from the payload)"
+        ),
         message=message,
     )
     answer = decide(configured, event, changed).to_json()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from builder.events import PushEvent
+from builder.refs import is_sha, ref_problem
 from webhooks.errors import MalformedPayload, SignatureInvalid
 
 Headers = Mapping[str, str]  # header names in lower case, as Starlette gives them
@@ -22,6 +23,29 @@ class Parsed:
 
     events: tuple[PushEvent, ...] = ()
     ignored: str | None = None
+
+    def __post_init__(self) -> None:
+        # Here, so that every driver's events are checked before anything acts on them.
+        for event in self.events:
+            check_push(event)
+
+
+def check_push(event: PushEvent) -> None:
+    """Raise `MalformedPayload` unless the event's ref is one git accepts and its commit
+    ids are full ones: a signed payload is still untrusted input."""
+    texts = (event.ref, event.sha, event.before, event.clone_url, event.default_branch)
+    if any(value is not None and type(value) is not str for value in texts):
+        raise MalformedPayload("ref, commit ids, clone URL and default branch must be strings")
+    problem = ref_problem(event.ref)
+    if problem:
+        raise MalformedPayload(problem)
+    if event.sha and not is_sha(event.sha):
+        raise MalformedPayload(f"the pushed commit {event.sha[:80]!r} is not a full commit id")
+    if event.default_branch and ref_problem(f"refs/heads/{event.default_branch}"):
+        shown = event.default_branch[:80]
+        raise MalformedPayload(f"the default branch {shown!r} is not a valid branch name")
+    if event.before and not is_sha(event.before):
+        raise MalformedPayload(f"the previous commit {event.before[:80]!r} is not a full commit id")
 
 
 class ForgeDriver(Protocol):
