@@ -11,7 +11,10 @@ which a fresh checkout's all have. BuildKit would then read the tar as a Dockerf
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import os
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +23,10 @@ from typing import BinaryIO
 
 from docker.api.build import process_dockerfile
 from docker.utils.build import exclude_paths
+
+from builder.contextfilter import ignore_patterns
+from builder.errors import UnsafePathError
+from builder.paths import MAX_FILE_BYTES
 
 
 @contextlib.contextmanager
@@ -64,8 +71,23 @@ def pack_directory(root: Path, dockerfile: Path | str, out: BinaryIO) -> str:
 
 
 def _dockerignore(root: Path) -> list[str]:
+    """The directory's .dockerignore patterns. A link is refused, never followed: a
+    repository's `.dockerignore -> /proc/self/environ` would put the reader's secrets in
+    the context; so is a file over `MAX_FILE_BYTES` (`-> /dev/zero` is no regular file)."""
     ignore = root / ".dockerignore"
-    if not ignore.exists():
+    try:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+        descriptor = os.open(ignore, flags)
+    except FileNotFoundError:
         return []
-    rules = (line.strip() for line in ignore.read_text().splitlines())
-    return [rule for rule in rules if rule and not rule.startswith("#")]
+    except OSError as exc:
+        why = "is a symlink" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror})"
+        raise UnsafePathError(f".dockerignore {why}: refused") from exc
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafePathError(".dockerignore is not a regular file: refused")
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise UnsafePathError(f".dockerignore is more than the {MAX_FILE_BYTES:,} bytes allowed")
+    return ignore_patterns(data)

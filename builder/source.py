@@ -27,8 +27,9 @@ from typing import BinaryIO
 
 import git
 
-from builder.errors import SourceError, from_git_error
+from builder.errors import SourceError, UnsafePathError, from_git_error
 from builder.lines import LineSink
+from builder.paths import MAX_FILE_BYTES
 from builder.redact import redact
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -219,15 +220,41 @@ class MirrorCache:
                 modes[path] = meta.split(" ", 1)[0]
         return modes
 
-    def read_file(self, clone_url: str, sha: str, path: str) -> bytes:
+    def read_file(
+        self, clone_url: str, sha: str, path: str, max_bytes: int = MAX_FILE_BYTES
+    ) -> bytes:
+        """The file at `path` of commit `sha`, read from git objects, never from a disk: a
+        symlink is followed inside the commit's tree (git's own resolver, at most 40 links
+        deep), and one that leaves it, loops or dangles is refused, as is a file over
+        `max_bytes` (its size is asked first, so nothing big is read)."""
+        if "\n" in path or "\0" in path:
+            raise UnsafePathError(f"{path!r}: a path with a newline is refused")
         with self._locked(self.mirror_path(clone_url)) as repo:
+            # --follow-symlinks works in --batch-check mode only; a link to outside the
+            # tree is reported as "symlink SIZE\nTARGET", never followed.
+            command = ["git", "--git-dir", str(repo.git_dir), "cat-file", "--batch-check"]
+            answer = subprocess.run(
+                [*command, "--follow-symlinks"],
+                input=f"{sha}:{path}\n".encode(),
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
+            head, _, rest = answer.stdout.decode("utf-8", "replace").partition("\n")
+            fields = head.split(" ")
+            if answer.returncode != 0 or len(fields) != 3 or fields[1] != "blob":
+                raise _unreadable(path, sha, fields, rest.strip())
+            oid, size = fields[0], int(fields[2])
+            if size > max_bytes:
+                raise UnsafePathError(
+                    f"{path} is {size:,} bytes, more than the {max_bytes:,} allowed for it"
+                )
             try:
-                # One git call; GitPython's object database starts two for its first read.
                 data: bytes = repo.git.cat_file(
-                    "blob", f"{sha}:{path}", stdout_as_string=False, strip_newline_in_stdout=False
+                    "blob", oid, stdout_as_string=False, strip_newline_in_stdout=False
                 )
             except git.GitCommandError as exc:
-                raise SourceError(f"{path} is not a file of commit {sha[:12]}") from exc
+                raise from_git_error(exc, f"reading {path} of {sha[:12]}") from exc
             return data
 
     def archive_to(self, clone_url: str, sha: str, subdir: str, out: BinaryIO) -> None:
@@ -390,3 +417,16 @@ class MirrorCache:
             with tarfile.open(fileobj=stream) as archive:
                 # The 'tar' filter refuses members that would land outside `dest`.
                 archive.extractall(dest, filter="tar")
+
+
+def _unreadable(path: str, sha: str, fields: list[str], detail: str) -> Exception:
+    """Why `git cat-file --batch-check --follow-symlinks` gave no blob for `path`."""
+    if fields[0] == "symlink":
+        return UnsafePathError(
+            f"{path} is a symlink that leaves the repository (to {detail[:200]!r}): refused"
+        )
+    if fields[0] == "loop":
+        return UnsafePathError(f"{path} is a symlink loop (or links over 40 deep): refused")
+    if fields[0] == "dangling":
+        return SourceError(f"{path} is a symlink to nothing in commit {sha[:12]}")
+    return SourceError(f"{path} is not a file of commit {sha[:12]}")

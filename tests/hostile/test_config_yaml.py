@@ -69,4 +69,4 @@ def test_anchors_and_merge_keys_of_ordinary_size_still_load() -> None:
     assert len(config.repositories) == 51
     last = config.repositories[-1]
     assert (last.name, last.forge, last.secret) == ("acme/app49", "github", "s3cret-value")
-    assert [rule.branch for rule in last.rules] == ["main"]
+    assert [rule.branch for rule in last.rules or []] == ["main"]
