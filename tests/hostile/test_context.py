@@ -257,7 +257,9 @@ def test_a_dockerfile_linked_inside_the_tree_is_read_through_its_link(
     target is what builds, and what `builder: auto` reads (its `# syntax=` line sends it
     to the classic builder; the link's own text has none)."""
     repo = make_repo(f"ctx-{secrets.token_hex(3)}/linked")
-    prod = "# syntax=docker/dockerfile:1\nFROM hookbuild-test/busybox\nCOPY hello.txt /hello\n"
+    # A frontend on 127.0.0.1 that the registry lacks: BuildKit would fail to fetch it.
+    frontend = f"{registry.host}/frontend/none:1"
+    prod = f"# syntax={frontend}\nFROM hookbuild-test/busybox\nCOPY hello.txt /hello\n"
     sha = commit(
         repo,
         {"docker/Dockerfile.prod": prod, "hello.txt": "hi\n"},
