@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker.utils.build import PatternMatcher
 from redis import Redis
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from builder.buildcontext import pack_directory
 from builder.config import load_config
-from builder.errors import SourceError, UnsafePathError
+from builder.contextfilter import IgnoreMatcher
+from builder.errors import BuildFailed, SourceError, UnsafePathError
 from builder.source import MirrorCache
 from builder.streamcontext import stream_context
 from runners.records import BuildRecord, BuildStatus, BuildStore
@@ -351,6 +353,15 @@ def test_a_symlinked_context_directory_is_refused(
             UnsafePathError,
             ".dockerignore is 1,200,000 bytes, more than the 1,048,576 allowed",
         ),
+        (
+            {},
+            {
+                "Dockerfile": "FROM scratch\n",
+                ".dockerignore": "".join(f"p{n}\n" for n in range(1001)),
+            },
+            BuildFailed,
+            ".dockerignore has 1,001 patterns, more than the 1,000 allowed",
+        ),
     ],
 )
 def test_a_dockerfile_or_dockerignore_that_leaves_the_tree_or_is_too_big_is_refused(
@@ -362,7 +373,8 @@ def test_a_dockerfile_or_dockerignore_that_leaves_the_tree_or_is_too_big_is_refu
     message: str,
 ) -> None:
     """#2, #5: a Dockerfile or .dockerignore read from git objects only: a link out of the
-    tree, a loop, a dangling link, or a file over 1 MiB is refused, naming it (and the limit)."""
+    tree, a loop, a dangling link, a file over 1 MiB, or over 1,000 patterns is refused,
+    naming it (and the limit)."""
     with pytest.raises(error, match=re.escape(message)):
         context_of(mirror, tmp_path, {"a.txt": "a\n", **files}, links)
 
@@ -384,3 +396,42 @@ def test_a_checkout_directory_with_a_linked_dockerignore_is_refused(tmp_path: Pa
         pytest.raises(UnsafePathError, match=r"\.dockerignore is a symlink"),
     ):
         pack_directory(root, dockerfile, out)
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        ["*.log", "!keep.log", "node_modules", "**/cache", "docs/*/draft?.md"],
+        ["*", "!src", "src/**/*.pyc", "[Bb]uild/", "a/../b", ".", "!.dockerignore"],
+        ["Secret*", "x[!0-9]y", "[a-"],
+    ],
+)
+def test_the_repacked_context_excludes_what_docker_py_would(patterns: list[str]) -> None:
+    """#2: the context repacked from git's tar matches .dockerignore as docker-py does
+    (its PatternMatcher), though on RE2."""
+    paths = [
+        "a.log", "keep.log", "sub/keep.log", "node_modules", "node_modules/x/y.js",
+        "deep/cache", "deep/er/cache/z", "docs/v1/draft1.md", "docs/v1/final.md", "src",
+        "src/m.py", "src/pkg/m.pyc", "Build/o", "build/o", "b", "b/c", "secret.txt",
+        "SECRETS", "xay", "x1y", "[a-", ".dockerignore", "Dockerfile",
+    ]  # fmt: skip
+    ours, theirs = IgnoreMatcher(patterns), PatternMatcher(patterns)
+
+    assert [p for p in paths if ours.matches(p)] == [p for p in paths if theirs.matches(p)]
+
+
+def test_a_dockerignore_built_to_backtrack_is_matched_in_linear_time(tmp_path: Path) -> None:
+    """#5: a .dockerignore pattern that makes Python's backtracking regexes take exponential
+    time (`*a*a*...*b` against a long name of a's) cannot wear a worker down."""
+    script = (
+        "import io, tarfile\n"
+        "from builder.contextfilter import member, repack\n"
+        "source = io.BytesIO(member('a' * 60, b'x') + b'\\0' * 1024)\n"
+        "repack(source, io.BytesIO(), ['*a' * 14 + '*b'], 'Dockerfile', {})\n"
+    )
+    # A process of its own, with a deadline: before the fix this ran for hours.
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
