@@ -226,35 +226,36 @@ class MirrorCache:
         """The file at `path` of commit `sha`, read from git objects, never from a disk: a
         symlink is followed inside the commit's tree (git's own resolver, at most 40 links
         deep), and one that leaves it, loops or dangles is refused, as is a file over
-        `max_bytes` (its size is asked first, so nothing big is read)."""
+        `max_bytes` (git says its size before its bytes, so nothing big is read)."""
         if "\n" in path or "\0" in path:
             raise UnsafePathError(f"{path!r}: a path with a newline is refused")
         with self._locked(self.mirror_path(clone_url)) as repo:
-            # --follow-symlinks works in --batch-check mode only; a link to outside the
-            # tree is reported as "symlink SIZE\nTARGET", never followed.
-            command = ["git", "--git-dir", str(repo.git_dir), "cat-file", "--batch-check"]
-            answer = subprocess.run(
+            # One git process: --follow-symlinks works in --batch modes only, and reports a
+            # link that leaves the tree as "symlink SIZE\nTARGET", never following it.
+            command = ["git", "--git-dir", str(repo.git_dir), "cat-file", "--batch"]
+            with subprocess.Popen(
                 [*command, "--follow-symlinks"],
-                input=f"{sha}:{path}\n".encode(),
-                capture_output=True,
-                check=False,
-                timeout=60,
-            )
-            head, _, rest = answer.stdout.decode("utf-8", "replace").partition("\n")
-            fields = head.split(" ")
-            if answer.returncode != 0 or len(fields) != 3 or fields[1] != "blob":
-                raise _unreadable(path, sha, fields, rest.strip())
-            oid, size = fields[0], int(fields[2])
-            if size > max_bytes:
-                raise UnsafePathError(
-                    f"{path} is {size:,} bytes, more than the {max_bytes:,} allowed for it"
-                )
-            try:
-                data: bytes = repo.git.cat_file(
-                    "blob", oid, stdout_as_string=False, strip_newline_in_stdout=False
-                )
-            except git.GitCommandError as exc:
-                raise from_git_error(exc, f"reading {path} of {sha[:12]}") from exc
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            ) as git_process:
+                assert git_process.stdin is not None and git_process.stdout is not None
+                git_process.stdin.write(f"{sha}:{path}\n".encode())
+                git_process.stdin.close()
+                fields = git_process.stdout.readline(4096).decode("utf-8", "replace").split()
+                if len(fields) != 3 or fields[1] != "blob" or not fields[2].isdigit():
+                    detail = git_process.stdout.readline(4096).decode("utf-8", "replace")
+                    git_process.kill()
+                    raise _unreadable(path, sha, fields or [""], detail.strip())
+                size = int(fields[2])
+                if size > max_bytes:
+                    git_process.kill()
+                    raise UnsafePathError(
+                        f"{path} is {size:,} bytes, more than the {max_bytes:,} allowed for it"
+                    )
+                data = git_process.stdout.read(size)
+            if len(data) != size:
+                raise SourceError(f"reading {path} of {sha[:12]} failed: git stopped short")
             return data
 
     def archive_to(self, clone_url: str, sha: str, subdir: str, out: BinaryIO) -> None:
