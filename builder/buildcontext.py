@@ -1,6 +1,7 @@
 """A build context as the body of a BuildKit build request.
 
-A tar file (builder/streamcontext.py) goes as it is. A checkout directory is packed as
+A tar file (builder/streamcontext.py, what every pipeline build gives) goes as it is. A
+directory, which only a caller of the engine's own gives, is packed as
 docker-py packs it for the classic builder (its .dockerignore honoured, a Dockerfile from
 outside it added under a random name), but in GNU tar format: BuildKit takes the body for a
 tar only if the first member's header is whole within its first 1024 bytes, and Python's
@@ -45,6 +46,10 @@ def context_body(context: Path, dockerfile: Path | str) -> Iterator[tuple[Binary
 def pack_directory(root: Path, dockerfile: Path | str, out: BinaryIO) -> str:
     """Write `root`'s context to `out` as a tar; return the Dockerfile's name in it."""
     exclude = _dockerignore(root)
+    given = Path(dockerfile)
+    if (given if given.is_absolute() else root / given).is_symlink():
+        # docker-py would read it through the link where it is outside the context.
+        raise UnsafePathError(f"dockerfile {str(dockerfile)!r} is a symlink: refused")
     name, outside = process_dockerfile(str(dockerfile), str(root))
     extra: dict[str, str] = {}
     if outside is not None:  # as docker-py does: the copy is added, and ignored by COPY

@@ -379,9 +379,11 @@ def test_a_dockerfile_or_dockerignore_that_leaves_the_tree_or_is_too_big_is_refu
         context_of(mirror, tmp_path, {"a.txt": "a\n", **files}, links)
 
 
-def test_a_checkout_directory_with_a_linked_dockerignore_is_refused(tmp_path: Path) -> None:
+def test_a_checkout_directory_with_a_linked_dockerignore_or_dockerfile_is_refused(
+    tmp_path: Path,
+) -> None:
     """#2: packing a directory (the engine's path for a directory context) refuses a
-    `.dockerignore` that is a link rather than read what it points at."""
+    `.dockerignore` or a Dockerfile that is a link rather than read what it points at."""
     outside = tmp_path / "environ"
     outside.write_text("SECRET=canary-outside\n")
     root = tmp_path / "ctx"
@@ -396,6 +398,14 @@ def test_a_checkout_directory_with_a_linked_dockerignore_is_refused(tmp_path: Pa
         pytest.raises(UnsafePathError, match=r"\.dockerignore is a symlink"),
     ):
         pack_directory(root, dockerfile, out)
+
+    os.unlink(root / ".dockerignore")
+    os.symlink(outside, tmp_path / "Dockerfile.link")
+    with (
+        open(tmp_path / "out.tar", "wb") as out,
+        pytest.raises(UnsafePathError, match=r"Dockerfile\.link' is a symlink: refused"),
+    ):
+        pack_directory(root, tmp_path / "Dockerfile.link", out)
 
 
 @pytest.mark.parametrize(
