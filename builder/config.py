@@ -27,6 +27,7 @@ from builder.configtypes import BuildArgs, Builder, Globs, Labels, RepoPath, Str
 from builder.envsubst import expand, location_of
 from builder.errors import ConfigError, ConfigProblem
 from builder.ruleconfig import IMAGE_PATTERN, ImageConfig, RuleConfig, check_image_name
+from builder.yamlaliases import alias_problem
 
 FORGES = ("github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs")
 Forge = Literal["github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs"]
@@ -376,6 +377,9 @@ def parse_config(text: str, environ: Mapping[str, str], source: str = "") -> Con
         tree = {}
     if not isinstance(tree, dict):
         raise ConfigError([ConfigProblem("", "the top level must be a mapping")], source)
+    # Before any walk of the tree: a walk meets an aliased value once per alias.
+    if problem := alias_problem(tree):
+        raise ConfigError([problem], source)
 
     problems: list[ConfigProblem] = []
     tree = expand(tree, environ, problems)

@@ -24,7 +24,6 @@ from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import SourceError
 from builder.lines import LineSink
 from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
-from builder.paths import resolve_build_paths
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger
@@ -157,7 +156,6 @@ class Pipeline:
         for note in plan.notes:
             say(f"==> note: {note}")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        checkout = Path(tempfile.mkdtemp(prefix="build-", dir=self.workdir))
         scratch = Path(
             tempfile.mkdtemp(prefix="scratch-", dir=self.workdir)
         )  # outside the checkout
@@ -188,7 +186,7 @@ class Pipeline:
             buildkit = builder == "buildkit"
             labels = oci_labels(plan, commit)
             context, dockerfile, step_labels = self._context(
-                plan, checkout, scratch, {} if buildkit else labels, say
+                plan, scratch, {} if buildkit else labels, say
             )
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
@@ -234,19 +232,18 @@ class Pipeline:
             say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
             return BuildResult(tags, image_id, digest, digests)
         finally:
-            shutil.rmtree(checkout, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _context(
         self,
         plan: BuildPlan,
-        checkout: Path,
         scratch: Path,
         labels: Mapping[str, str],
         say: LineSink,
     ) -> tuple[Path, Path | str, Mapping[str, str]]:
-        """The build context: a tar straight from the mirror where that changes nothing
-        (builder/streamcontext.py), else a checkout on disk."""
+        """The build context: a tar made from the mirror's objects alone, never from a
+        checkout on disk, where a repository's symlink could reach the worker's files
+        (builder/streamcontext.py)."""
         clock = time.monotonic()
         streamed = stream_context(
             self.mirrors,
@@ -258,13 +255,9 @@ class Pipeline:
             plan.target,
             scratch,
         )
-        if streamed is not None:
-            say(f"==> context from the mirror as a tar in {time.monotonic() - clock:.2f}s")
-            return streamed.tar, streamed.dockerfile, streamed.labels
-        self.mirrors.checkout(plan.clone_url, plan.sha, checkout)
-        paths = resolve_build_paths(checkout, plan.context, plan.dockerfile)
-        say(f"==> checked out in {time.monotonic() - clock:.2f}s")
-        return paths.context, paths.dockerfile, labels
+        how = ", repacked," if streamed.repacked else ""
+        say(f"==> context from the mirror as a tar{how} in {time.monotonic() - clock:.2f}s")
+        return streamed.tar, streamed.dockerfile, streamed.labels
 
     def _registry_cache(
         self, plan: BuildPlan, tags: tuple[str, ...], auth: RegistryAuth | None, say: LineSink
@@ -282,8 +275,8 @@ class Pipeline:
         return []
 
     def _dockerfile_text(self, plan: BuildPlan) -> str:
-        """The Dockerfile, from the mirror; empty when it is not there, which the context
-        step then reports with the paths it was looked for at."""
+        """The Dockerfile, from the mirror (bounded, symlinks followed inside the commit
+        only); empty when it is not there, which the context step then reports."""
         try:
             text = self.mirrors.read_file(plan.clone_url, plan.sha, plan.dockerfile)
         except SourceError:

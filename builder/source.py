@@ -31,8 +31,9 @@ from typing import BinaryIO
 import git
 
 from builder.cloneurl import transport_of
-from builder.errors import SourceError, from_git_error
+from builder.errors import SourceError, UnsafePathError, from_git_error
 from builder.lines import LineSink
+from builder.paths import MAX_FILE_BYTES
 from builder.redact import redact
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -245,15 +246,42 @@ class MirrorCache:
                 modes[path] = meta.split(" ", 1)[0]
         return modes
 
-    def read_file(self, clone_url: str, sha: str, path: str) -> bytes:
+    def read_file(
+        self, clone_url: str, sha: str, path: str, max_bytes: int = MAX_FILE_BYTES
+    ) -> bytes:
+        """The file at `path` of commit `sha`, read from git objects, never from a disk: a
+        symlink is followed inside the commit's tree (git's own resolver, at most 40 links
+        deep), and one that leaves it, loops or dangles is refused, as is a file over
+        `max_bytes` (git says its size before its bytes, so nothing big is read)."""
+        if "\n" in path or "\0" in path:
+            raise UnsafePathError(f"{path!r}: a path with a newline is refused")
         with self._locked(self.mirror_path(clone_url)) as repo:
-            try:
-                # One git call; GitPython's object database starts two for its first read.
-                data: bytes = repo.git.cat_file(
-                    "blob", f"{sha}:{path}", stdout_as_string=False, strip_newline_in_stdout=False
-                )
-            except git.GitCommandError as exc:
-                raise SourceError(f"{path} is not a file of commit {sha[:12]}") from exc
+            # One git process: --follow-symlinks works in --batch modes only, and reports a
+            # link that leaves the tree as "symlink SIZE\nTARGET", never following it.
+            command = ["git", "--git-dir", str(repo.git_dir), "cat-file", "--batch"]
+            with subprocess.Popen(
+                [*command, "--follow-symlinks"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            ) as git_process:
+                assert git_process.stdin is not None and git_process.stdout is not None
+                git_process.stdin.write(f"{sha}:{path}\n".encode())
+                git_process.stdin.close()
+                fields = git_process.stdout.readline(4096).decode("utf-8", "replace").split()
+                if len(fields) != 3 or fields[1] != "blob" or not fields[2].isdigit():
+                    detail = git_process.stdout.readline(4096).decode("utf-8", "replace")
+                    git_process.kill()
+                    raise _unreadable(path, sha, fields or [""], detail.strip())
+                size = int(fields[2])
+                if size > max_bytes:
+                    git_process.kill()
+                    raise UnsafePathError(
+                        f"{path} is {size:,} bytes, more than the {max_bytes:,} allowed for it"
+                    )
+                data = git_process.stdout.read(size)
+            if len(data) != size:
+                raise SourceError(f"reading {path} of {sha[:12]} failed: git stopped short")
             return data
 
     def archive_to(self, clone_url: str, sha: str, subdir: str, out: BinaryIO) -> None:
@@ -420,3 +448,16 @@ class MirrorCache:
             with tarfile.open(fileobj=stream) as archive:
                 # The 'tar' filter refuses members that would land outside `dest`.
                 archive.extractall(dest, filter="tar")
+
+
+def _unreadable(path: str, sha: str, fields: list[str], detail: str) -> Exception:
+    """Why `git cat-file --batch-check --follow-symlinks` gave no blob for `path`."""
+    if fields[0] == "symlink":
+        return UnsafePathError(
+            f"{path} is a symlink that leaves the repository (to {detail[:200]!r}): refused"
+        )
+    if fields[0] == "loop":
+        return UnsafePathError(f"{path} is a symlink loop (or links over 40 deep): refused")
+    if fields[0] == "dangling":
+        return SourceError(f"{path} is a symlink to nothing in commit {sha[:12]}")
+    return SourceError(f"{path} is not a file of commit {sha[:12]}")

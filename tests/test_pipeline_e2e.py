@@ -475,7 +475,7 @@ COPY_ALL = "FROM hookbuild-test/busybox\nCOPY . /app/\n"
                 ".dockerignore": "secret.txt\n",
             },
             "",
-            "==> checked out",
+            "==> context from the mirror as a tar, repacked,",
             {"app/hello.txt", "app/.dockerignore"},
             {"app/secret.txt"},
             id="own-dockerignore",
@@ -483,7 +483,7 @@ COPY_ALL = "FROM hookbuild-test/busybox\nCOPY . /app/\n"
         pytest.param(
             {"docker/Dockerfile": COPY_ALL, "app/hello.txt": "hi\n"},
             "    dockerfile: docker/Dockerfile\n    context: app\n",
-            "==> checked out",
+            "==> context from the mirror as a tar, repacked,",
             {"app/hello.txt"},
             {"app/docker/Dockerfile", "app/app/hello.txt"},
             id="dockerfile-outside-the-context",
@@ -504,8 +504,8 @@ def test_the_context_is_what_docker_build_would_send(
     absent: set[str],
     builder: str,
 ) -> None:
-    """Streamed straight from git where nothing differs, from a checkout where it would
-    (a .dockerignore of the repository's own, a Dockerfile outside the context); either
+    """Streamed straight from git where nothing differs, repacked from git's tar where it
+    would (a .dockerignore of the repository's own, a Dockerfile outside the context); either
     way, with either builder, the image holds what `docker build` would have put there,
     and the OCI labels."""
     repo = make_repo("acme/web")

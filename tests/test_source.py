@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import fcntl
-import os
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from builder.errors import SourceError, UnsafePathError
-from builder.paths import resolve_build_paths
+from builder.paths import build_paths
 from builder.source import MirrorCache
 from tests.conftest import MakeRepo
 from tests.git_http import GitHttpServer
@@ -149,31 +149,25 @@ def test_wrong_token_fails_without_showing_it(make_repo: MakeRepo, tmp_path: Pat
         ("..", "Dockerfile", "context '..' may not contain '..'"),
         (".", "../Dockerfile", "dockerfile '../Dockerfile' may not contain '..'"),
         ("/etc", "Dockerfile", "context '/etc' must be relative to the repository root"),
-        ("out", "Dockerfile", "context 'out' leaves the repository (a symlink points outside)"),
-        (".", "evil/Dockerfile", "dockerfile 'evil/Dockerfile' leaves the repository"),
-        (".", "missing", "dockerfile 'missing' is not a file in the repository"),
     ],
 )
-def test_paths_that_leave_the_checkout_are_refused(
-    tmp_path: Path, context: str, dockerfile: str, message: str
+def test_paths_that_leave_the_repository_are_refused(
+    context: str, dockerfile: str, message: str
 ) -> None:
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    (checkout / "Dockerfile").write_text("FROM scratch\n")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "Dockerfile").write_text("FROM scratch\n")
-    os.symlink(outside, checkout / "out")
-    os.symlink(outside, checkout / "evil")
-    with pytest.raises(UnsafePathError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        resolve_build_paths(checkout, context, dockerfile)
+    """Symlinks that point outside: tests/hostile/test_context.py, against a real mirror."""
+    with pytest.raises(UnsafePathError, match=re.escape(message)):
+        build_paths(context, dockerfile)
 
 
-def test_paths_inside_the_checkout_resolve(tmp_path: Path) -> None:
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
-    paths = resolve_build_paths(tmp_path, "app", "app/Dockerfile")
-    assert paths.context == tmp_path / "app" and paths.dockerfile == tmp_path / "app" / "Dockerfile"
+def test_paths_inside_the_repository_resolve() -> None:
+    paths = build_paths("app/", "app/./Dockerfile")
+    assert (paths.context, paths.dockerfile, paths.in_context) == (
+        "app",
+        "app/Dockerfile",
+        "Dockerfile",
+    )
+    assert build_paths(".", "docker/Dockerfile").in_context == "docker/Dockerfile"
+    assert build_paths("app", "docker/Dockerfile").in_context is None
 
 
 def test_ancestry_in_the_mirror(make_repo: MakeRepo, tmp_path: Path) -> None:
