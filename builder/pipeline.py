@@ -107,7 +107,16 @@ class _StepCounter:
 
 def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LineSink) -> tuple[str, ...]:
     """Fill `{date...}` with the commit's date, and make each result a valid tag."""
+    return _final_tags(tags, committed_at, say)[0]
+
+
+def _final_tags(
+    tags: tuple[str, ...], committed_at: datetime, say: LineSink, sanitised: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """`final_tags`, and which of them were made valid (those of `sanitised`, and dated
+    tags that were not valid once filled in): builder.tagowners."""
     done: list[str] = []
+    made_valid = set(sanitised)
     for tag in tags:
         if has_deferred_date(tag):
             filled = fill_dates(tag, committed_at)
@@ -115,9 +124,11 @@ def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LineSink) -> 
             if not tag:
                 say(f"==> note: tag {filled!r} has no valid tag in it: skipped")
                 continue
+            if tag != filled:
+                made_valid.add(tag)
         if tag not in done:
             done.append(tag)
-    return tuple(done)
+    return tuple(done), frozenset(made_valid)
 
 
 class Pipeline:
@@ -160,7 +171,7 @@ class Pipeline:
                 say,
             )
             say(f"==> fetched in {time.monotonic() - clock:.2f}s")
-            tags = final_tags(plan.tags, commit.committed_at, say)
+            tags, sanitised = _final_tags(plan.tags, commit.committed_at, say, plan.sanitised)
             skipped = self._path_filter(plan, credentials, say)
             if skipped:
                 say(f"==> skipped: {skipped}")
@@ -211,7 +222,7 @@ class Pipeline:
                 self._retrying,
                 self._registry_tagger(plan.image, auth),
             )
-            publisher.check_releases(plan, tags, image_id)
+            publisher.check_releases(plan, tags, image_id, sanitised)
             me = TagHolder(
                 sha=plan.sha,
                 committed_at=commit.committed_at.timestamp(),
@@ -219,7 +230,7 @@ class Pipeline:
                 image_id=image_id,
                 build_id=self.build_id,
             )
-            digests = publisher.publish(plan, tags, me, auth, say)
+            digests = publisher.publish(plan, tags, me, auth, say, sanitised)
             digest = next(iter(digests.values()), "")
             say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
             return BuildResult(tags, image_id, digest, digests)
