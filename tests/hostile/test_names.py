@@ -9,14 +9,20 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
+from builder.config import parse_config
 from builder.tagorder import TagHolder
 from builder.tagowners import refusal, takes_over
 from runners.records import BuildStatus, BuildStore
-from tests.conftest import MakeRepo
+from tests.conftest import FIXTURES, MakeRepo
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
+from tests.signing import gitlab_signing_headers
 from tests.test_rules_e2e import config, deliver, work
 from webhooks.app import create_app
+from webhooks.errors import SignatureInvalid
+from webhooks.forges.gitlab import GitLabDriver
+
+GITLAB_TOKEN = "whsec_" + "c2lnbmluZy10b2tlbi1mb3ItdGVzdHM="
 
 
 def test_12_a_sanitised_tag_never_takes_an_exact_names_tag() -> None:
@@ -85,3 +91,58 @@ def test_12_branch_dash_main_does_not_overwrite_mains_image_in_either_order(
     deliver(client, "refs/heads/-main", later, delivery="third")
     work(other, redis, docker_host)
     assert registry.read_file("names/other", "main", "/commit.txt") == "main\n"
+
+
+def _gitlab_client(redis: Redis, tmp_path: Path) -> tuple[TestClient, bytes, dict[str, str]]:
+    cfg = parse_config(
+        f"state_dir: {tmp_path / 'state'}\nrepositories:\n"
+        "  - {name: gitlab-org/hello-world, forge: gitlab, secret: plain, "
+        f"signing_token: '{GITLAB_TOKEN}', clone_url: 'git://127.0.0.1/x.git', image: r/x, "
+        "rules: [{branch: master}]}\n",
+        {},
+    )
+    body = (FIXTURES / "gitlab/push-branch-goscm.json").read_bytes()
+    return TestClient(create_app(cfg, redis)), body, {"X-Gitlab-Event": "Push Hook"}
+
+
+def test_17_a_replayed_gitlab_delivery_with_a_new_idempotency_key_builds_nothing_new(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """#17: with a signing token, dedup is on the signed webhook-id, not Idempotency-Key."""
+    client, body, base = _gitlab_client(redis, tmp_path)
+    signed = base | gitlab_signing_headers(body, GITLAB_TOKEN, "msg_1")
+    first = client.post("/hooks/gitlab", content=body, headers=signed | {"Idempotency-Key": "a"})
+    assert first.status_code == 202, first.text
+    replay = client.post("/hooks/gitlab", content=body, headers=signed | {"Idempotency-Key": "b"})
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True, replay.text
+    assert replay.json()["builds"] == first.json()["builds"]
+    assert len(BuildStore(redis).recent()) == 1
+    # GitLab's own retry of the same event keeps its webhook-id: also one build.
+    again = client.post("/hooks/gitlab", content=body, headers=signed)
+    assert again.json()["builds"] == first.json()["builds"]
+
+
+@pytest.mark.parametrize("stamp", ["1" * 13, "9" * 5000, "-1", "1e9", ""])
+def test_17_a_webhook_timestamp_that_is_not_ascii_digits_is_401_not_500(
+    redis: Redis, tmp_path: Path, stamp: str
+) -> None:
+    """#17: a webhook-timestamp of 5,000 digits is refused with a clear reason, not a 500."""
+    client, body, base = _gitlab_client(redis, tmp_path)
+    signed = (
+        base | gitlab_signing_headers(body, GITLAB_TOKEN, "msg_2") | {"webhook-timestamp": stamp}
+    )
+    response = client.post("/hooks/gitlab", content=body, headers=signed)
+    assert response.status_code == 401, response.text
+    reason = response.json()["error"]
+    assert "webhook-timestamp" in reason
+    assert BuildStore(redis).recent() == []
+
+
+@pytest.mark.parametrize("stamp", ["²", "\u0661\u0667" + "\u0660" * 8, "9" * 5000])
+def test_17_the_gitlab_driver_refuses_a_non_ascii_timestamp_with_its_reason(stamp: str) -> None:
+    """#17: `webhook-timestamp: ²` as a server decodes it (latin-1) is SignatureInvalid,
+    not a ValueError (a 500)."""
+    body = b"{}"
+    headers = gitlab_signing_headers(body, GITLAB_TOKEN, "msg_3") | {"webhook-timestamp": stamp}
+    with pytest.raises(SignatureInvalid, match="webhook-timestamp is not a Unix time"):
+        GitLabDriver().verify(headers, body, "plain", GITLAB_TOKEN)
