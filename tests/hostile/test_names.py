@@ -3,19 +3,26 @@ deliveries, and secret build args (issue 15, findings 12, 13, 17 and 20)."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
 from builder.config import parse_config
+from builder.printable import printable_log_line
 from builder.tagorder import TagHolder
 from builder.tagowners import refusal, takes_over
-from runners.records import BuildStatus, BuildStore
+from runners import servicelog
+from runners.cli import main
+from runners.records import BuildRecord, BuildStatus, BuildStore, new_build_id
 from tests.conftest import FIXTURES, MakeRepo
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
+from tests.services import live_server
 from tests.signing import gitlab_signing_headers
 from tests.test_rules_e2e import config, deliver, work
 from webhooks.app import create_app
@@ -146,3 +153,136 @@ def test_17_the_gitlab_driver_refuses_a_non_ascii_timestamp_with_its_reason(stam
     headers = gitlab_signing_headers(body, GITLAB_TOKEN, "msg_3") | {"webhook-timestamp": stamp}
     with pytest.raises(SignatureInvalid, match="webhook-timestamp is not a Unix time"):
         GitLabDriver().verify(headers, body, "plain", GITLAB_TOKEN)
+
+
+HOSTILE = "acme/\x1b]0;owned\x07\x1b[2Jweb\r\b\u202e"
+RAW_CONTROLS = ("\x1b", "\x07", "\r", "\b", "\u202e")
+
+
+def _shows_no_raw_controls(text: str) -> None:
+    found = [c for c in RAW_CONTROLS if c in text]
+    assert not found, f"raw control characters {found!r} in {text!r}"
+
+
+def _hostile_config(tmp_path: Path) -> Path:
+    path = tmp_path / "builds.yml"
+    path.write_text(
+        f"state_dir: {tmp_path / 'state'}\nrepositories:\n"
+        "  - {name: acme/web, forge: github, secret: s, image: r/x, rules: [{branch: main}]}\n"
+    )
+    return path
+
+
+def _hostile_build(redis: Redis) -> str:
+    store = BuildStore(redis)
+    record = BuildRecord(
+        id=new_build_id(),
+        forge="github",
+        repository="acme/web",
+        ref="refs/heads/" + HOSTILE,
+        sha="0" * 40,
+        image="r/x",
+        tags=(HOSTILE,),
+        status=BuildStatus.FAILED,
+        error="failed: " + HOSTILE,
+    )
+    store.add(record)
+    store.append_log(
+        record.id,
+        ["\x1b[31mred\x1b[0m\tstep", "title \x1b]0;owned\x07 clear \x1b[2J", "over\rwrite\b"],
+    )
+    return record.id
+
+
+def test_13_hookbuild_events_and_builds_escape_control_characters(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """#13: a repository name with `ESC]0;...BEL ESC[2J` does not retitle or clear the
+    terminal through `hookbuild events` or `hookbuild builds`: each control is escaped."""
+    config_file = _hostile_config(tmp_path)
+    client = TestClient(create_app(parse_config(config_file.read_text(), {}), redis))
+    body = json.dumps({"repository": {"full_name": HOSTILE}, "ref": "refs/heads/main"})
+    answer = client.post(
+        "/hooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "push", "Content-Type": "application/json"},
+    )
+    assert answer.status_code in (401, 404)
+    _hostile_build(redis)
+    runner = CliRunner()
+    options = ["--config", str(config_file), "--redis-url", redis_url]
+    for command in ("events", "builds"):
+        result = runner.invoke(main, [command, *options])
+        assert result.exit_code == 0, result.output
+        _shows_no_raw_controls(result.output)
+        assert "\\x1b]0;owned\\x07\\x1b[2Jweb\\r\\x08\\u202e" in result.output, command
+
+
+def test_13_hookbuild_logs_escapes_controls_and_keeps_colours_only_for_a_terminal(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """#13: `hookbuild logs` escapes OSC, CSI other than colours, BEL, CR and backspace;
+    colours (SGR) are dropped when stdout is not a terminal and kept when it is."""
+    config_file = _hostile_config(tmp_path)
+    build_id = _hostile_build(redis)
+    with live_server(create_app(parse_config(config_file.read_text(), {}), redis)) as url:
+        result = CliRunner().invoke(
+            main, ["logs", build_id, "--config", str(config_file), "--server", url]
+        )
+    assert result.exit_code == 0, result.output
+    _shows_no_raw_controls(result.output)
+    # (The log's text reader takes a carriage return for a line break: none reaches here.)
+    assert result.output.splitlines()[:2] == [
+        "red\tstep",
+        "title \\x1b]0;owned\\x07 clear \\x1b[2J",
+    ]
+    assert "write\\x08" in result.output
+    on_a_terminal = printable_log_line("\x1b[31mred\x1b[0m \x1b]0;t\x07", keep_colours=True)
+    assert on_a_terminal == "\x1b[31mred\x1b[0m \\x1b]0;t\\x07"
+
+
+def test_13_the_text_service_log_escapes_controls_and_json_stays_json(
+    redis: Redis, tmp_path: Path
+) -> None:
+    """#13: the text service log shows a hostile name escaped (the delivery line and a
+    message); the JSON log stays valid JSON holding the name as it came."""
+    config = parse_config(_hostile_config(tmp_path).read_text(), {})
+    body = json.dumps({"repository": {"full_name": HOSTILE}, "ref": "refs/heads/main"})
+    headers = {"X-GitHub-Event": "push", "Content-Type": "application/json"}
+    for log_format in ("text", "json"):
+        stream = io.StringIO()
+        servicelog.configure(log_format, stream=stream)
+        try:
+            TestClient(create_app(config, redis)).post(
+                "/hooks/github", content=body, headers=headers
+            )
+            servicelog.get_logger("test").warning("hostile " + HOSTILE, name=HOSTILE)
+        finally:
+            servicelog.configure("text")
+        output = stream.getvalue()
+        _shows_no_raw_controls(output)
+        if log_format == "json":
+            lines = [json.loads(line) for line in output.splitlines()]
+            assert any(line.get("name") == HOSTILE for line in lines)
+        else:
+            assert "hostile acme/\\x1b]0;owned\\x07" in output
+            assert "name='acme/\\x1b]0;owned\\x07" in output
+
+
+def test_13_dashboard_pages_escape_control_characters(redis: Redis, tmp_path: Path) -> None:
+    """#13: the dashboard escapes control characters in what it shows (Jinja escapes only
+    HTML): the deliveries, builds and build pages."""
+    config = parse_config(_hostile_config(tmp_path).read_text(), {})
+    client = TestClient(create_app(config, redis))
+    body = json.dumps({"repository": {"full_name": HOSTILE}, "ref": "refs/heads/main"})
+    client.post(
+        "/hooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "push", "Content-Type": "application/json"},
+    )
+    build_id = _hostile_build(redis)
+    for page in ("/deliveries", "/builds", f"/builds/{build_id}"):
+        response = client.get(page)
+        assert response.status_code == 200, page
+        _shows_no_raw_controls(response.text)
+        assert "\\x1b]0;owned\\x07" in response.text, page
