@@ -12,16 +12,17 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from builder import secretargs
 from builder.baseimages import base_images, frontend_image
 from builder.builderchoice import choose_builder
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
-from builder.errors import SourceError
+from builder.errors import HookbuildError, SourceError
 from builder.lines import LineSink
 from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.paths import resolve_build_paths
@@ -150,7 +151,11 @@ class Pipeline:
 
     def run(self, plan: BuildPlan, log: LineSink) -> BuildResult:
         credentials = self.config.clone_credentials(plan.forge, plan.repository)
-        secrets = tuple(s for s in (credentials[1] if credentials else None,) if s)
+        hidden = secretargs.for_plan(self.config, plan.forge, plan.repository, plan.image)
+        # Only this worker's copy of the plan holds them; the queued and recorded one never.
+        plan = replace(plan, build_args={**plan.build_args, **hidden}) if hidden else plan
+        token = credentials[1] if credentials else None
+        secrets = tuple(s for s in (token, *hidden.values()) if s)
 
         def say(line: str) -> None:
             log(redact(line, secrets))
@@ -234,6 +239,9 @@ class Pipeline:
             digest = next(iter(digests.values()), "")
             say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
             return BuildResult(tags, image_id, digest, digests)
+        except HookbuildError as exc:
+            secretargs.mask_error(exc, secrets)  # its message goes to the record and logs
+            raise
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)

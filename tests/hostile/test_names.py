@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from builder.config import parse_config
+from builder.errors import ConfigError
 from builder.printable import printable_log_line
 from builder.tagorder import TagHolder
 from builder.tagowners import refusal, takes_over
@@ -24,7 +26,7 @@ from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
 from tests.services import live_server
 from tests.signing import gitlab_signing_headers
-from tests.test_rules_e2e import config, deliver, work
+from tests.test_rules_e2e import SECRET, config, deliver, work
 from webhooks.app import create_app
 from webhooks.errors import SignatureInvalid
 from webhooks.forges.gitlab import GitLabDriver
@@ -286,3 +288,103 @@ def test_13_dashboard_pages_escape_control_characters(redis: Redis, tmp_path: Pa
         assert response.status_code == 200, page
         _shows_no_raw_controls(response.text)
         assert "\\x1b]0;owned\\x07" in response.text, page
+
+
+SECRET_DOCKERFILE = """FROM hookbuild-test/busybox
+ARG TOKEN
+COPY version.txt /version.txt
+RUN echo "token is $TOKEN" && printf %s "$TOKEN" | wc -c > /token-length
+"""
+
+
+def _everything_in(redis: Redis) -> str:
+    """Every value of every key in this Redis database, as text."""
+    found: list[str] = []
+    readers = {
+        "string": lambda key: redis.get(key),
+        "hash": lambda key: redis.hgetall(key),
+        "list": lambda key: redis.lrange(key, 0, -1),
+        "set": lambda key: redis.smembers(key),
+        "zset": lambda key: redis.zrange(key, 0, -1),
+        "stream": lambda key: redis.xrange(key),
+    }
+    for key in redis.scan_iter():
+        read = readers.get(redis.type(key).decode(), lambda key: None)
+        found.append(f"{key!r} {read(key)!r}")
+    return "\n".join(found)
+
+
+@pytest.mark.docker
+def test_20_a_secret_build_arg_reaches_the_build_and_no_record_plan_or_log(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """#20: `secret_build_args` are passed to the build, never stored in the plan, the
+    record or Redis, and masked in the build log and the service log."""
+    canary = "canary-" + os.urandom(8).hex()
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": SECRET_DOCKERFILE, "version.txt": "secret\n"})
+    repo.push("main")
+    cfg = parse_config(
+        f"state_dir: {tmp_path / 'state'}\nrepositories:\n"
+        f"  - name: acme/web\n    forge: github\n    secret: {SECRET}\n"
+        f"    clone_url: {repo.url}\n    image: {registry.host}/names/secret\n"
+        "    secret_build_args:\n      TOKEN: ${NAMES_CANARY}\n"
+        '    rules: [{branch: main, tags: ["{short_sha}"]}]\n',
+        {"NAMES_CANARY": canary},
+    )
+    client = TestClient(create_app(cfg, redis))
+    service_log = io.StringIO()
+    servicelog.configure("text", stream=service_log)
+    try:
+        [build_id] = deliver(client, "refs/heads/main", sha)
+        work(cfg, redis, docker_host)
+    finally:
+        servicelog.configure("text")
+
+    record = BuildStore(redis).get(build_id)
+    assert record is not None and record.status is BuildStatus.SUCCEEDED, record
+    # The build had it: the image knows its length.
+    assert registry.read_file("names/secret", sha[:7], "/token-length").strip() == str(len(canary))
+    log = client.get(f"/api/builds/{build_id}/log").text
+    assert "token is ***" in log
+    for text in (
+        log,
+        client.get(f"/api/builds/{build_id}").text,
+        json.dumps(record.plan),
+        _everything_in(redis),
+        service_log.getvalue(),
+    ):
+        assert canary not in text
+    assert "TOKEN" not in json.dumps(record.plan)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "secret: ' '",
+        "secret: ''",
+        "signing_token: '  '",
+        'trigger_token: "\\t"',
+        "clone_token: ''",
+        "secret_build_args: {TOKEN: ' '}",
+    ],
+)
+def test_20_a_blank_secret_or_token_is_a_config_error(field: str) -> None:
+    """#20: a whitespace-only (or empty) secret, token or secret build arg fails `check`."""
+    text = (
+        "repositories:\n  - name: acme/web\n    forge: gitlab\n    image: r/x\n"
+        "    rules: [{branch: main}]\n"
+    )
+    if not field.startswith("secret:"):
+        text += "    secret: s\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text + f"    {field}\n", {})
+    key = field.split(":")[0]
+    assert f"repositories[0].{key}" in str(caught.value)
+    assert "empty or only whitespace" in str(caught.value) or "at least 1" in str(caught.value)
+
+
+def test_20_a_blank_server_token_is_a_config_error() -> None:
+    """#20: `server.token` of spaces is refused, as an empty one."""
+    with pytest.raises(ConfigError, match=r"server\.token: must not be empty or only whitespace"):
+        parse_config(f"server: {{token: '{' ' * 20}'}}\n", {})
