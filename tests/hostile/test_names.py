@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -300,17 +302,18 @@ RUN echo "token is $TOKEN" && printf %s "$TOKEN" | wc -c > /token-length
 def _everything_in(redis: Redis) -> str:
     """Every value of every key in this Redis database, as text."""
     found: list[str] = []
-    readers = {
-        "string": lambda key: redis.get(key),
-        "hash": lambda key: redis.hgetall(key),
+    readers: dict[str, Callable[[Any], object]] = {
+        "string": redis.get,
+        "hash": redis.hgetall,
         "list": lambda key: redis.lrange(key, 0, -1),
-        "set": lambda key: redis.smembers(key),
+        "set": redis.smembers,
         "zset": lambda key: redis.zrange(key, 0, -1),
-        "stream": lambda key: redis.xrange(key),
+        "stream": redis.xrange,
     }
     for key in redis.scan_iter():
-        read = readers.get(redis.type(key).decode(), lambda key: None)
-        found.append(f"{key!r} {read(key)!r}")
+        kind = redis.type(key)
+        read = readers.get(kind.decode() if isinstance(kind, bytes) else str(kind))
+        found.append(f"{key!r} {read(key) if read else None!r}")
     return "\n".join(found)
 
 
@@ -344,7 +347,8 @@ def test_20_a_secret_build_arg_reaches_the_build_and_no_record_plan_or_log(
     record = BuildStore(redis).get(build_id)
     assert record is not None and record.status is BuildStatus.SUCCEEDED, record
     # The build had it: the image knows its length.
-    assert registry.read_file("names/secret", sha[:7], "/token-length").strip() == str(len(canary))
+    length = registry.read_file("names/secret", sha[:7], "/token-length")
+    assert length is not None and length.strip() == str(len(canary))
     log = client.get(f"/api/builds/{build_id}/log").text
     assert "token is ***" in log
     for text in (
