@@ -36,6 +36,11 @@ def printable_lines(text: str) -> str:
     return printable(text, "\n\t")
 
 
+def without_colours(text: str) -> str:
+    """`text` without its SGR sequences (colours, bold), for where they cannot show."""
+    return _SGR.sub("", text)
+
+
 def printable_log_line(line: str, keep_colours: bool) -> str:
     """One line of a build's output: tabs stay, colours (SGR) stay if `keep_colours`
     (a terminal) and are dropped if not, every other control is escaped."""

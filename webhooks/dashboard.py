@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from builder import loglines
 from builder.config import Config
-from builder.printable import printable, printable_lines
+from builder.printable import printable, printable_lines, without_colours
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
 from runners.records import BuildQuery, BuildStatus
@@ -25,9 +25,10 @@ from webhooks.api import build_query
 def _printable(value: object) -> object:
     """Every `{{ value }}` of every page (Jinja's `finalize`): Jinja escapes HTML, not
     control characters, and a payload's names, a commit message or a build's output may
-    hold them (`ESC]0;...BEL`, U+202E). Markup (`tojson`, our own HTML) is ours already."""
+    hold them (`ESC]0;...BEL`, U+202E); a build's colours (SGR) cannot show on a page and
+    are dropped. Markup (`tojson`, our own HTML) is ours already."""
     if isinstance(value, str) and not isinstance(value, Markup) and not value.isprintable():
-        return printable_lines(value)
+        return printable_lines(without_colours(value))
     return value
 
 

@@ -290,6 +290,7 @@ def test_13_dashboard_pages_escape_control_characters(redis: Redis, tmp_path: Pa
         assert response.status_code == 200, page
         _shows_no_raw_controls(response.text)
         assert "\\x1b]0;owned\\x07" in response.text, page
+    assert "<div>red\tstep</div>" in response.text  # the log's colours dropped
 
 
 SECRET_DOCKERFILE = """FROM hookbuild-test/busybox
