@@ -23,7 +23,16 @@ from pydantic import (
 )
 
 from builder.cloneurl import HOSTED_CLONE_HOSTS, clone_host_entry, url_problem
-from builder.configtypes import BuildArgs, Builder, Globs, Labels, RepoPath, StrictModel
+from builder.configtypes import (
+    BuildArgs,
+    Builder,
+    Globs,
+    Labels,
+    RepoPath,
+    Secret,
+    SecretBuildArgs,
+    StrictModel,
+)
 from builder.envsubst import expand, location_of
 from builder.errors import ConfigError, ConfigProblem
 from builder.ruleconfig import IMAGE_PATTERN, ImageConfig, RuleConfig, check_image_name
@@ -63,7 +72,7 @@ class ServerConfig(StrictModel):
     listen: str = "0.0.0.0:8080"
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     # Bearer token for what changes state (cancel, rebuild). None: those endpoints are off.
-    token: str | None = Field(default=None, min_length=16)
+    token: Secret | None = Field(default=None, min_length=16)
     # Reads (builds, logs, events) open to all, or only with the token.
     public: bool = True
     # Serving processes sharing the port: more webhooks a second, ~75 MB each.
@@ -104,9 +113,9 @@ class RegistryConfig(StrictModel):
 class RepositoryConfig(StrictModel):
     name: str = Field(min_length=1)
     forge: Forge
-    secret: str = Field(min_length=1)
-    signing_token: str | None = None  # GitLab's signing token, when it differs from `secret`
-    trigger_token: str | None = None  # enables POST /trigger/{name}/{token}
+    secret: Secret = Field(min_length=1)
+    signing_token: Secret | None = None  # GitLab's signing token, when it differs from `secret`
+    trigger_token: Secret | None = None  # enables POST /trigger/{name}/{token}
     clone_url: str | None = None  # trusted as written; else the payload's, if allowed below
     # Where a payload's clone URL may point: `host` (the scheme's default port) or
     # `host:port`. Default: the hosted forge's (github.com, gitlab.com, bitbucket.org);
@@ -115,7 +124,7 @@ class RepositoryConfig(StrictModel):
     # The git transports a payload's clone URL may use.
     clone_schemes: list[CloneScheme] = Field(default_factory=_https_only, min_length=1)
     clone_username: str | None = None
-    clone_token: str | None = None
+    clone_token: Secret | None = None
     default_branch: str | None = None  # default: the payload's, else "main"
     latest_from: Literal["branch", "tags"] = "branch"
     timeout: int = Field(default=3600, gt=0)  # seconds a build may take; a rule may override
@@ -128,6 +137,8 @@ class RepositoryConfig(StrictModel):
     dockerfile: RepoPath = "Dockerfile"
     context: RepoPath = "."
     build_args: BuildArgs = Field(default_factory=dict)
+    # Never in a plan, a record or a log: the worker adds them at build time (builder.secretargs).
+    secret_build_args: SecretBuildArgs = Field(default_factory=dict)
     target: str | None = None
     labels: Labels = Field(default_factory=dict)
     # hookbuild's own OCI labels (source, revision, created, ...). Off, an image gets only
@@ -179,6 +190,7 @@ class RepositoryConfig(StrictModel):
                     dockerfile=self.dockerfile,
                     context=self.context,
                     build_args=self.build_args,
+                    secret_build_args=self.secret_build_args,
                     target=self.target,
                     labels=self.labels,
                     oci_labels=self.oci_labels,
@@ -194,6 +206,10 @@ class RepositoryConfig(StrictModel):
                     "dockerfile": image.dockerfile or self.dockerfile,
                     "context": image.context or self.context,
                     "build_args": {**self.build_args, **(image.build_args or {})},
+                    "secret_build_args": {
+                        **self.secret_build_args,
+                        **(image.secret_build_args or {}),
+                    },
                     "target": image.target or self.target,
                     "labels": {**self.labels, **(image.labels or {})},
                     "oci_labels": (

@@ -19,6 +19,21 @@ def _scalar_to_str(value: Any) -> Any:
 BuildArgs = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
 
 
+def _not_blank(value: str) -> str:
+    """A secret of spaces (an unset variable, a stray quote) would let anyone in."""
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+# A secret, token or password: never empty or only whitespace.
+Secret = Annotated[str, AfterValidator(_not_blank)]
+# Build args whose values never go into a plan, a record or a log (builder.secretargs).
+SecretBuildArgs = dict[
+    str, Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_not_blank)]
+]
+
+
 def _inside_repository(value: str | None) -> str | None:
     """Checked again at build time, where symlinks in the checkout are resolved too."""
     if value is None:

@@ -12,16 +12,17 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from builder import secretargs
 from builder.baseimages import base_images, frontend_image
 from builder.builderchoice import choose_builder
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
-from builder.errors import SourceError
+from builder.errors import HookbuildError, SourceError
 from builder.lines import LineSink
 from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.paths_filter import path_filter_reason
@@ -107,7 +108,16 @@ class _StepCounter:
 
 def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LineSink) -> tuple[str, ...]:
     """Fill `{date...}` with the commit's date, and make each result a valid tag."""
+    return _final_tags(tags, committed_at, say)[0]
+
+
+def _final_tags(
+    tags: tuple[str, ...], committed_at: datetime, say: LineSink, sanitised: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """`final_tags`, and which of them were made valid (those of `sanitised`, and dated
+    tags that were not valid once filled in): builder.tagowners."""
     done: list[str] = []
+    made_valid = set(sanitised)
     for tag in tags:
         if has_deferred_date(tag):
             filled = fill_dates(tag, committed_at)
@@ -115,9 +125,11 @@ def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LineSink) -> 
             if not tag:
                 say(f"==> note: tag {filled!r} has no valid tag in it: skipped")
                 continue
+            if tag != filled:
+                made_valid.add(tag)
         if tag not in done:
             done.append(tag)
-    return tuple(done)
+    return tuple(done), frozenset(made_valid)
 
 
 class Pipeline:
@@ -148,7 +160,11 @@ class Pipeline:
             raise SourceError(f"not fetching: {refused}")
         self.mirrors = self.root_mirrors.for_repository(plan.forge, plan.repository)
         credentials = self.config.clone_credentials(plan.forge, plan.repository)
-        secrets = tuple(s for s in (credentials[1] if credentials else None,) if s)
+        hidden = secretargs.for_plan(self.config, plan.forge, plan.repository, plan.image)
+        # Only this worker's copy of the plan holds them; the queued and recorded one never.
+        plan = replace(plan, build_args={**plan.build_args, **hidden}) if hidden else plan
+        token = credentials[1] if credentials else None
+        secrets = tuple(s for s in (token, *hidden.values()) if s)
 
         def say(line: str) -> None:
             log(redact(line, secrets))
@@ -168,7 +184,7 @@ class Pipeline:
                 say,
             )
             say(f"==> fetched in {time.monotonic() - clock:.2f}s")
-            tags = final_tags(plan.tags, commit.committed_at, say)
+            tags, sanitised = _final_tags(plan.tags, commit.committed_at, say, plan.sanitised)
             skipped = self._path_filter(plan, credentials, say)
             if skipped:
                 say(f"==> skipped: {skipped}")
@@ -219,7 +235,7 @@ class Pipeline:
                 self._retrying,
                 self._registry_tagger(plan.image, auth),
             )
-            publisher.check_releases(plan, tags, image_id)
+            publisher.check_releases(plan, tags, image_id, sanitised)
             me = TagHolder(
                 sha=plan.sha,
                 committed_at=commit.committed_at.timestamp(),
@@ -227,10 +243,13 @@ class Pipeline:
                 image_id=image_id,
                 build_id=self.build_id,
             )
-            digests = publisher.publish(plan, tags, me, auth, say)
+            digests = publisher.publish(plan, tags, me, auth, say, sanitised)
             digest = next(iter(digests.values()), "")
             say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
             return BuildResult(tags, image_id, digest, digests)
+        except HookbuildError as exc:
+            secretargs.mask_error(exc, secrets)  # its message goes to the record and logs
+            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -47,6 +47,9 @@ class BuildPlan:
     paths: tuple[str, ...] = ()
     ignore_paths: tuple[str, ...] = ()
     cancel_superseded: bool = False  # a newer push of the same image and ref cancels this
+    # Tags made valid from something that was not (`-main` -> `main`): they may collide
+    # with another ref's exact tag, which then wins (builder.tagowners).
+    sanitised: tuple[str, ...] = ()
 
     @property
     def ref_name(self) -> str:
@@ -76,6 +79,6 @@ class BuildPlan:
         return cls(**values)
 
 
-_TUPLES = ("tags", "notes", "overwrite", "paths", "ignore_paths")
+_TUPLES = ("tags", "notes", "overwrite", "paths", "ignore_paths", "sanitised")
 _MAPPINGS = ("build_args", "labels", "tag_kinds")
 _FIELDS = tuple(f.name for f in fields(BuildPlan))

@@ -19,6 +19,7 @@ from builder.plan import BuildPlan
 from builder.registry import RegistryTagger, RetagFailed
 from builder.tagkinds import TagKind
 from builder.tagorder import Ancestry, TagHolder, is_newer
+from builder.tagowners import refusal, takes_over
 
 
 class TagLedger(Protocol):
@@ -62,12 +63,23 @@ class Publisher:
         self.retrying = retrying
         self.tagger = tagger
 
-    def check_releases(self, plan: BuildPlan, tags: tuple[str, ...], image_id: str) -> None:
-        """Refuse before anything is pushed, so a refused build changes nothing."""
+    def check_releases(
+        self,
+        plan: BuildPlan,
+        tags: tuple[str, ...],
+        image_id: str,
+        sanitised: frozenset[str] = frozenset(),
+    ) -> None:
+        """Refuse before anything is pushed, so a refused build changes nothing. A
+        sanitised tag that belongs to another ref is left to `publish`, which skips it."""
         if self.ledger is None:
             return
         for tag in tags:
             if plan.kind_of(tag) == TagKind.RELEASE:
+                holder = self.ledger.current(plan.image, tag)
+                ours = tag in sanitised
+                if refusal(tag, plan.ref, ours, holder) or takes_over(plan.ref, ours, holder):
+                    continue
                 self._check_release(plan, tag, image_id)
 
     def _check_release(self, plan: BuildPlan, tag: str, image_id: str) -> TagHolder | None:
@@ -94,8 +106,10 @@ class Publisher:
         me: TagHolder,
         auth: RegistryAuth | None,
         say: LineSink,
+        sanitised: frozenset[str] = frozenset(),
     ) -> dict[str, str]:
         """Push every tag that may move here; return `image:tag -> digest` of those pushed.
+        `sanitised`: the tags whose name was made valid (builder.tagowners).
 
         Once a push has put the layers in the registry, each further tag is the same
         manifest under another name: hookbuild puts it there itself (builder.registry,
@@ -105,7 +119,7 @@ class Publisher:
         digests: dict[str, str] = {}
         uploaded: str | None = None
         for tag in tags:
-            digest = self._publish_one(plan, tag, me, auth, say, uploaded)
+            digest = self._publish_one(plan, tag, me, auth, say, uploaded, tag in sanitised)
             if digest is not None:
                 digests[f"{plan.image}:{tag}"] = digest
                 uploaded = uploaded or digest
@@ -119,16 +133,25 @@ class Publisher:
         auth: RegistryAuth | None,
         say: LineSink,
         uploaded: str | None,
+        sanitised: bool = False,
     ) -> str | None:
-        """Tag and push one tag, if its kind lets it move here; its digest, or None.
-        `uploaded`: the digest of this image already in the registry, if one is."""
+        """Tag and push one tag, if its kind and owner let it move here; its digest, or
+        None. `uploaded`: the digest of this image already in the registry, if one is."""
         self.engine.tag(me.image_id, plan.image, tag)
         kind = plan.kind_of(tag)
         if self.ledger is None or kind == TagKind.PINNED:
             return self._push(plan, tag, auth, say, uploaded)
         with self.ledger.hold(plan.image, tag):
             holder = self.ledger.current(plan.image, tag)
-            if kind == TagKind.RELEASE:
+            if refused := refusal(tag, plan.ref, sanitised, holder):
+                say(f"==> not pushing {plan.image}:{tag}: {refused}")
+                return None
+            if holder is not None and takes_over(plan.ref, sanitised, holder):
+                say(
+                    f"==> {plan.image}:{tag} is {plan.ref}'s exact name: taking it back from "
+                    f"{holder.ref}, whose sanitised name it was (build {holder.build_id})"
+                )
+            elif kind == TagKind.RELEASE:
                 if kept := self._check_release(plan, tag, me.image_id):
                     say(
                         f"==> leaving {plan.image}:{tag} where it is: it holds an earlier build "
@@ -144,7 +167,7 @@ class Publisher:
                 )
                 return None
             digest = self._push(plan, tag, auth, say, uploaded)
-            self.ledger.record(plan.image, tag, _with_digest(me, digest))
+            self.ledger.record(plan.image, tag, _with_digest(me, digest, plan.ref, sanitised))
             return digest
 
     def _push(
@@ -173,7 +196,7 @@ class Publisher:
         return digest
 
 
-def _with_digest(holder: TagHolder, digest: str) -> TagHolder:
+def _with_digest(holder: TagHolder, digest: str, ref: str, sanitised: bool) -> TagHolder:
     return TagHolder(
         sha=holder.sha,
         committed_at=holder.committed_at,
@@ -181,4 +204,6 @@ def _with_digest(holder: TagHolder, digest: str) -> TagHolder:
         image_id=holder.image_id,
         digest=digest,
         build_id=holder.build_id,
+        ref=ref,
+        sanitised=sanitised,
     )

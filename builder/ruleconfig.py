@@ -7,7 +7,15 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from builder.configtypes import BuildArgs, Builder, Globs, Labels, RepoPath, StrictModel
+from builder.configtypes import (
+    BuildArgs,
+    Builder,
+    Globs,
+    Labels,
+    RepoPath,
+    SecretBuildArgs,
+    StrictModel,
+)
 from builder.patterns import PatternError, RefPattern
 from builder.templates import TemplateError, check_template
 
@@ -127,6 +135,8 @@ class ImageConfig(StrictModel):
     dockerfile: RepoPath | None = None
     context: RepoPath | None = None
     build_args: BuildArgs | None = None
+    # Looked up by the worker at build time, merged over the repository's.
+    secret_build_args: SecretBuildArgs | None = None
     target: str | None = None
     labels: Labels | None = None
     oci_labels: bool | None = None  # None: the repository's

@@ -81,6 +81,7 @@ class _Tag:
     name: str
     kind: TagKind
     overwrite: bool
+    sanitised: bool = False
 
 
 @dataclass
@@ -233,6 +234,7 @@ def _plan(
         paths=group.paths,
         ignore_paths=group.ignore_paths,
         cancel_superseded=group.cancel_superseded,
+        sanitised=tuple(t.name for t in group.tags.values() if t.sanitised),
     )
 
 
@@ -308,7 +310,7 @@ def _apply(
         if tag != raw:
             notes.append(f"tag {raw!r} is not a valid Docker tag: using {tag!r}")
         if all(t.name != tag for t in tags):
-            tags.append(_Tag(tag, kind, rule.overwrite))
+            tags.append(_Tag(tag, kind, rule.overwrite, sanitised=tag != raw))
     outcome = RuleOutcome(rule.describe(), True, "matched", tuple(t.name for t in tags))
     return outcome, tags, notes
 

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
 from builder.loglines import BUILDKIT_STEP, CLASSIC_STEP
+from builder.printable import printable, printable_lines, printable_log_line
 from runners import redisclient, servicelog
 from runners.children import spawn
 from runners.logstream import LogClient, LogStreamError
@@ -72,7 +73,7 @@ def _load(config_path: str, long_running: bool = False) -> Config:
             return load_config_compact(config_path, os.environ)
         return load_config(config_path, os.environ)
     except HookbuildError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable_lines(str(exc))) from exc
 
 
 def _redis_url(config: Config, override: str | None) -> str:
@@ -167,7 +168,7 @@ def up(config_path: str, workers: int | None, processes: int | None) -> None:
         try:
             private.start()
         except HookbuildError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(printable_lines(str(exc))) from exc
     url = _redis_url(config, None)
     count = config.workers if workers is None else workers
     logging_options = click.get_current_context().find_root().obj or []
@@ -299,12 +300,12 @@ def builds(
     rows += [
         (
             r.id,
-            r.repository,
-            r.ref,
-            r.sha[:7],
+            printable(r.repository),
+            printable(r.ref),
+            printable(r.sha[:7]),
             state(r),
             _format_duration(r.duration),
-            ",".join(r.tags),
+            printable(",".join(r.tags)),
         )
         for r in records
     ]
@@ -356,19 +357,19 @@ def build(
         queue = BuildQueue.for_config(connection, config)
         outcome = request_build(queue, configured, ref, checked_sha(sha), "hookbuild build")
     except (TriggerRequestError, HookbuildError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable_lines(str(exc))) from exc
     if outcome.skipped:
         raise click.ClickException(
             f"nothing to build for {outcome.ref} at {outcome.sha[:7]}: {outcome.skipped}"
         )
     for build_id in outcome.builds:
-        click.echo(f"{build_id} {outcome.ref} {outcome.sha[:7]}")
+        _echo(f"{build_id} {outcome.ref} {outcome.sha[:7]}")
     if follow:
         client = _log_client(config, server, token)
         try:
             sys.exit(max(_follow(client, build_id) for build_id in outcome.builds))
         except LogStreamError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(printable_lines(str(exc))) from exc
 
 
 @main.command()
@@ -401,21 +402,21 @@ def preview(
     try:
         answer = explain(config, repository, ref, sha, list(changed) if changed else None, message)
     except TriggerRequestError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable_lines(str(exc))) from exc
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    click.echo(f"{repository} {answer['ref']} at {answer['sha'][:7]}")
+    _echo(f"{repository} {answer['ref']} at {answer['sha'][:7]}")
     if answer["skipped"]:
-        click.echo(f"  builds nothing: {answer['skipped']}")
+        _echo(f"  builds nothing: {answer['skipped']}")
     for image in answer["images"]:
-        click.echo(f"  {image['image']}: " + (", ".join(image["tags"]) or "no tags"))
+        _echo(f"  {image['image']}: " + (", ".join(image["tags"]) or "no tags"))
         for rule in image["rules"]:
             mark = "+" if rule["matched"] else "-"
             detail = ", ".join(rule["tags"]) if rule["matched"] else rule["why"]
-            click.echo(f"    {mark} {rule['rule']}: {detail}")
+            _echo(f"    {mark} {rule['rule']}: {detail}")
     if answer.get("note"):
-        click.echo(f"  note: {answer['note']}")
+        _echo(f"  note: {answer['note']}")
 
 
 @main.command()
@@ -437,7 +438,7 @@ def events(config_path: str, redis_url: str | None, limit: int) -> None:
         )
         what = ",".join(item["builds"]) if item["builds"] else (item["reason"] or "")
         where = " ".join(x for x in (item["repository"], item["ref"]) if x)
-        click.echo(
+        _echo(
             f"{when}  {item['forge']:<16} {item['status']}  {item['outcome']:<9}  {where}  {what}"
         )
 
@@ -455,7 +456,7 @@ def cancel(config_path: str, redis_url: str | None, build_id: str) -> None:
     record = queue.cancel(build_id, "cancelled with hookbuild cancel")
     if record is None:
         raise click.ClickException(f"no build {build_id!r}")
-    click.echo(f"{record.id} {record.status.value}" + (f": {record.error}" if record.error else ""))
+    _echo(f"{record.id} {record.status.value}" + (f": {record.error}" if record.error else ""))
 
 
 EXIT_CODES = {
@@ -486,12 +487,13 @@ def logs(
     client = _log_client(_load(config_path), server, token)
     try:
         if not follow:
+            colours = _is_terminal()
             for line in client.log(build_id):
-                click.echo(line)
+                click.echo(printable_log_line(line, colours))
             return
         sys.exit(_follow(client, build_id))
     except LogStreamError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable_lines(str(exc))) from exc
 
 
 def _log_client(config: Config, server: str | None, token: str | None) -> LogClient:
@@ -505,7 +507,18 @@ def _log_client(config: Config, server: str | None, token: str | None) -> LogCli
     try:
         return LogClient(server, token or config.server.token)
     except LogStreamError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable_lines(str(exc))) from exc
+
+
+def _echo(text: str, err: bool = False) -> None:
+    """Print text that holds untrusted parts (names, refs, reasons from payloads and
+    builds) with every control character escaped (builder.printable)."""
+    click.echo(printable(text), err=err)
+
+
+def _is_terminal() -> bool:
+    """Colours in a build's output are kept only for a terminal."""
+    return sys.stdout.isatty()
 
 
 def _is_step(line: str) -> bool:
@@ -516,17 +529,20 @@ def _follow(client: LogClient, build_id: str) -> int:
     """Print a build's log as it grows, every line once; return the exit code its end
     calls for. Build steps stand out on a terminal."""
 
+    colours = _is_terminal()
+
     def line(text: str) -> None:
+        text = printable_log_line(text, colours)
         click.echo(click.style(text, bold=True) if _is_step(text) else text)
 
     ended = client.follow(build_id, line)
     if ended not in {s.value for s in BuildStatus}:
-        click.echo(f"build {build_id} is gone (expired or removed)", err=True)
+        _echo(f"build {build_id} is gone (expired or removed)", err=True)
         return 1
     status = BuildStatus(ended)
     error = client.build(build_id).get("error")
     if error:
-        click.echo(f"build {build_id} {status.value}: {error}", err=True)
+        _echo(f"build {build_id} {status.value}: {error}", err=True)
     return EXIT_CODES.get(status, 1)
 
 

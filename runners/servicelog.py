@@ -21,6 +21,8 @@ from typing import IO, Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from builder.printable import printable, printable_lines
+
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
 FORMAT_ENV = "HOOKBUILD_LOG_FORMAT"
@@ -88,14 +90,14 @@ class TextRenderer:
     _COLUMNS = ("timestamp", "level", "event", "logger", "logger_name")
     _LEVEL_WIDTH = len("exception")  # the longest level name
     _EVENT_WIDTH = 30
-    _QUOTED = frozenset(" \t=\r\n\"'")
+    _QUOTED = frozenset(" =\"'")
 
     def __init__(self) -> None:
         self._console = structlog.dev.ConsoleRenderer(colors=False)
 
     def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> str:
         if "exc_info" in event or "exception" in event or "stack" in event:
-            return self._console(logger, name, event)
+            return printable_lines(self._console(logger, name, event))
         timestamp, level, message, logger_name, other_name = (
             event.pop(key, None) for key in self._COLUMNS
         )
@@ -103,16 +105,25 @@ class TextRenderer:
         if level is not None:
             parts.append(f"[{level!s:<{self._LEVEL_WIDTH}}]")
         if message is not None:
-            parts.append(f"{message!s:<{self._EVENT_WIDTH}}")
+            # Messages name what came in (uvicorn's request lines, RQ's job lines): no
+            # control character reaches the terminal or the log file raw.
+            text = str(message)
+            if not text.isprintable():
+                text = printable(text)
+            parts.append(f"{text:<{self._EVENT_WIDTH}}")
         parts.extend(f"[{n}]" for n in (logger_name, other_name) if n is not None)
         parts.extend(f"{key}={self._shown(event[key])}" for key in sorted(event))
         return " ".join(part for part in parts if part).rstrip(" ")
 
     @classmethod
     def _shown(cls, value: object) -> str:
-        if isinstance(value, str) and cls._QUOTED.isdisjoint(value):
+        """Bare if a plain word; else its repr, which escapes every control character
+        (a name from a payload may hold `ESC]0;...BEL`), as does a list's or a dict's."""
+        if isinstance(value, str) and value.isprintable() and cls._QUOTED.isdisjoint(value):
             return value
-        return repr(value)
+        shown = repr(value)
+        # str, list, dict and int reprs escape; another object's own repr may not.
+        return shown if shown.isprintable() else printable(shown)
 
 
 def current() -> tuple[str, str]:

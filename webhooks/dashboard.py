@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -14,12 +15,25 @@ from starlette.templating import Jinja2Templates
 
 from builder import loglines
 from builder.config import Config
+from builder.printable import printable, printable_lines, without_colours
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
 from runners.records import BuildQuery, BuildStatus
 from webhooks.api import build_query
 
+
+def _printable(value: object) -> object:
+    """Every `{{ value }}` of every page (Jinja's `finalize`): Jinja escapes HTML, not
+    control characters, and a payload's names, a commit message or a build's output may
+    hold them (`ESC]0;...BEL`, U+202E); a build's colours (SGR) cannot show on a page and
+    are dropped. Markup (`tojson`, our own HTML) is ours already."""
+    if isinstance(value, str) and not isinstance(value, Markup) and not value.isprintable():
+        return printable_lines(without_colours(value))
+    return value
+
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.finalize = _printable  # read as each template is compiled, on first use
 STATIC = Path(__file__).with_name("static")
 PAGE = 50
 RECENT_WINDOW = 2000  # builds the repositories page looks through
@@ -85,7 +99,7 @@ class Dashboard:
         build_id = request.path_params["build_id"]
         record = await run_in_threadpool(self.store.get, build_id)
         if record is None:
-            return HTMLResponse(f"<p>No build {escape(build_id)}.</p>", status_code=404)
+            return HTMLResponse(f"<p>No build {escape(printable(build_id))}.</p>", status_code=404)
         lines = await run_in_threadpool(self.store.log_lines, build_id)
         return TEMPLATES.TemplateResponse(
             request,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from webhooks.forges.base import Headers, Parsed, Payload, field, required_str
 
 PUSH_EVENTS = {"Push Hook": "push", "Tag Push Hook": "tag_push"}
 SIGNATURE_MAX_AGE_SECONDS = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class GitLabDriver:
@@ -28,6 +30,12 @@ class GitLabDriver:
         return headers.get("x-gitlab-event")
 
     def delivery_id(self, headers: Headers) -> str | None:
+        # A signed delivery is known by its signed `webhook-id` (the same across GitLab's
+        # retries): the unsigned Idempotency-Key can be changed by whoever replays a
+        # captured delivery within its 5 minutes. `verify` uses the signature scheme
+        # whenever `webhook-signature` is there, so this id is the one it checks.
+        if headers.get("webhook-signature") is not None:
+            return headers.get("webhook-id")
         # Idempotency-Key stays the same across GitLab's retries of one event.
         return headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid")
 
@@ -56,10 +64,12 @@ class GitLabDriver:
             raise SignatureInvalid(
                 "missing webhook-id, webhook-timestamp or webhook-signature header"
             )
-        if (
-            not timestamp.isdigit()
-            or abs(self.clock() - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS
-        ):
+        # ASCII digits only: `str.isdigit()` takes `²`, which `int()` refuses.
+        if not _TIMESTAMP.fullmatch(timestamp):
+            raise SignatureInvalid(
+                "webhook-timestamp is not a Unix time in seconds (up to 12 ASCII digits)"
+            )
+        if abs(self.clock() - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS:
             raise SignatureInvalid("webhook-timestamp is more than 5 minutes away: a replay?")
         # A Standard Webhooks secret (`whsec_<base64>`) is its decoded bytes; any other token
         # is used as it is.
