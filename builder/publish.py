@@ -18,7 +18,7 @@ from builder.lines import LineSink
 from builder.plan import BuildPlan
 from builder.registry import RegistryTagger, RetagFailed
 from builder.tagkinds import TagKind
-from builder.tagorder import Ancestry, TagHolder, is_newer
+from builder.tagorder import Ancestry, TagHolder, why_older
 from builder.tagowners import refusal, takes_over
 
 
@@ -159,11 +159,10 @@ class Publisher:
                         "do not move unless the rule says `overwrite: true`"
                     )
                     return None
-            elif holder is not None and not is_newer(me, holder, self.is_ancestor):
+            elif holder is not None and (older := why_older(me, holder, self.is_ancestor)):
                 say(
-                    f"==> leaving {plan.image}:{tag} where it is: it points at a newer "
-                    f"commit ({holder.sha[:7]}, build {holder.build_id}); "
-                    "tags only move forward"
+                    f"==> leaving {plan.image}:{tag} where it is: {older}, from build "
+                    f"{holder.build_id}; tags only move forward"
                 )
                 return None
             digest = self._push(plan, tag, auth, say, uploaded)

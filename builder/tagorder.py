@@ -1,8 +1,8 @@
 """Which of two builds is newer: the order in which moving tags may move.
 
 A moving tag (`latest`, `main`, `1.2`) is only re-pointed by a build of a newer commit:
-semver order between release versions, else commit order (ancestry), else commit date for
-unrelated histories (a force push). Pure: ancestry is asked of a callable.
+semver order between release versions (even of one commit), else commit order (ancestry),
+else commit date for unrelated histories (a force push). Pure: ancestry is asked of a callable.
 """
 
 from __future__ import annotations
@@ -40,14 +40,26 @@ class TagHolder:
 
 def is_newer(candidate: TagHolder, holder: TagHolder, is_ancestor: Ancestry) -> bool:
     """May `candidate` take a moving tag that `holder` has?"""
-    if candidate.sha == holder.sha:
-        return True  # a rebuild of the same commit: same place in history
+    return why_older(candidate, holder, is_ancestor) is None
+
+
+def why_older(candidate: TagHolder, holder: TagHolder, is_ancestor: Ancestry) -> str | None:
+    """None when `candidate` may take a moving tag that `holder` has; else why not, in the
+    words of the build log. Between two releases semver decides, whatever their commits:
+    v1.4.0 and v1.4.1 may name one commit, and `1.4` belongs to v1.4.1 however the builds
+    finish."""
     if candidate.version and holder.version:
         ours, theirs = semver.Version.parse(candidate.version), semver.Version.parse(holder.version)
-        if ours != theirs:
-            return ours > theirs
+        if ours < theirs:
+            return f"it holds a higher version ({holder.version} > {candidate.version})"
+        if ours > theirs:
+            return None
+    if candidate.sha == holder.sha:
+        return None  # a rebuild of the same commit: same place in history
     if is_ancestor(holder.sha, candidate.sha):
-        return True
+        return None
     if is_ancestor(candidate.sha, holder.sha):
-        return False
-    return candidate.committed_at > holder.committed_at
+        return f"it points at a newer commit ({holder.sha[:7]}, a descendant of this one)"
+    if candidate.committed_at > holder.committed_at:
+        return None
+    return f"it points at a commit of a later date ({holder.sha[:7]}, in another history)"

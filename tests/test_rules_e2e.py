@@ -110,6 +110,42 @@ def test_builds_finishing_in_the_wrong_order_leave_latest_on_the_newer_commit(
     assert f"d{day}" in registry.tags("order/web") and f"d{day}" in newer_record.tags
 
 
+def test_two_release_tags_of_one_commit_leave_moving_tags_on_the_higher_version(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """v1.4.1, then v1.4.0 on the same commit: `1.4` and `1` stay on v1.4.1's image, and
+    the log of v1.4.0's build says semver decided."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "one commit\n"})
+    repo.push("main")
+    repo.tag("v1.4.1")
+    repo.tag("v1.4.0")
+    cfg = config(
+        tmp_path, registry, repo.url, "semver/web", "      - {tag: /^v.*$/, semver: true}\n"
+    )
+    client = TestClient(create_app(cfg, redis))
+    [higher] = deliver(client, "refs/tags/v1.4.1", sha)
+    work(cfg, redis, docker_host)
+    [lower] = deliver(client, "refs/tags/v1.4.0", sha)
+    work(cfg, redis, docker_host)
+
+    store = BuildStore(redis)
+    higher_record, lower_record = store.get(higher), store.get(lower)
+    assert higher_record and lower_record
+    assert higher_record.status is BuildStatus.SUCCEEDED
+    assert lower_record.status is BuildStatus.SUCCEEDED
+    # The two builds made two images (their version labels differ), so digests tell them apart.
+    assert registry.digest("semver/web", "1.4.0") != higher_record.digest
+    assert registry.digest("semver/web", "1.4") == higher_record.digest
+    assert registry.digest("semver/web", "1") == higher_record.digest
+    log = "\n".join(store.log_lines(lower))
+    for tag in ("1.4", "1"):
+        assert (
+            f"==> leaving {registry.host}/semver/web:{tag} where it is: it holds a higher "
+            f"version (1.4.1 > 1.4.0), from build {higher}" in log
+        )
+
+
 def test_release_tag_refuses_another_image_unless_overwrite(
     redis: Redis, docker_host: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
 ) -> None:

@@ -78,3 +78,27 @@ def test_prerelease_is_older_than_its_release() -> None:
     rc = TagHolder(sha="a" * 40, committed_at=300, version="2.0.0-rc.1")
     final = TagHolder(sha="b" * 40, committed_at=100, version="2.0.0")
     assert is_newer(final, rc, lambda a, b: None) and not is_newer(rc, final, lambda a, b: None)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 5), st.integers(0, 9)),
+        min_size=2,
+        max_size=8,
+        unique=True,
+    ).flatmap(lambda versions: st.permutations(versions))
+)
+def test_releases_of_one_commit_follow_semver_order_too(
+    versions: list[tuple[int, int, int]],
+) -> None:
+    """v1.3.0..v1.3.3 tagged on one commit, built in any order: the highest holds `1.3`."""
+    builds = [
+        TagHolder(sha="c" * 40, committed_at=0, version=f"{a}.{b}.{c}") for a, b, c in versions
+    ]
+    holder: TagHolder | None = None
+    for build in builds:
+        if holder is None or is_newer(build, holder, lambda a, b: None):
+            holder = build
+    assert holder is not None
+    assert holder.version == max(builds, key=lambda b: parse_version(b.version or "")).version
