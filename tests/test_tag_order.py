@@ -101,4 +101,5 @@ def test_releases_of_one_commit_follow_semver_order_too(
         if holder is None or is_newer(build, holder, lambda a, b: None):
             holder = build
     assert holder is not None
-    assert holder.version == max(builds, key=lambda b: parse_version(b.version or "")).version
+    highest = max(versions)  # (major, minor, patch) tuples order as their versions do
+    assert holder.version == "{}.{}.{}".format(*highest)
