@@ -189,12 +189,25 @@ def _decide_image(
         for tag in tags:
             group.tags.setdefault(tag.name, tag)
         group.notes.extend(notes)
+    _one_build_per_tag(list(groups.values()))
     all_tags = tuple(dict.fromkeys(t for g in groups.values() for t in g.tags))
     skipped = None
     if not groups:
         path_reasons = [o.why for o in outcomes if o.why.startswith("no changed file")]
         skipped = path_reasons[0] if path_reasons else f"no rule matches {event.ref}"
     return list(groups.values()), ImageOutcome(image.name, all_tags, tuple(outcomes), skipped)
+
+
+def _one_build_per_tag(groups: list[_Group]) -> None:
+    """Rules that match one push with different build settings make several builds; a tag
+    that more than one of them computes (`latest` by default) goes to the first rule's
+    build only, so two builds never race to push it. Each other build says so."""
+    given: set[str] = set()
+    for group in groups:
+        for name in [name for name in group.tags if name in given]:
+            del group.tags[name]
+            group.notes.append(f"{name} is an earlier rule's tag, built with other settings")
+        given.update(group.tags)
 
 
 def _plan(

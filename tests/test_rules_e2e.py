@@ -146,6 +146,36 @@ def test_two_release_tags_of_one_commit_leave_moving_tags_on_the_higher_version(
         )
 
 
+def test_two_rules_with_other_settings_never_both_push_a_tag(
+    redis: Redis, docker_host: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """Two rules of one image match one push with different build args: two builds, and
+    `latest` (both rules' tag) is pushed by the first rule's build only."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "two rules\n"})
+    repo.push("main")
+    rules = (
+        "      - {branch: main, build_args: {GREETING: one}, tags: [latest, one]}\n"
+        "      - {branch: main, build_args: {GREETING: two}, tags: [latest, two]}\n"
+    )
+    cfg = config(tmp_path, registry, repo.url, "tworules/web", rules)
+    client = TestClient(create_app(cfg, redis))
+    first, second = deliver(client, "refs/heads/main", sha)
+    work(cfg, redis, docker_host)
+
+    store = BuildStore(redis)
+    first_record, second_record = store.get(first), store.get(second)
+    assert first_record and second_record
+    assert first_record.status is BuildStatus.SUCCEEDED
+    assert second_record.status is BuildStatus.SUCCEEDED
+    assert first_record.tags == ("latest", "one") and second_record.tags == ("two",)
+    assert registry.read_file("tworules/web", "latest", "/greeting") == "one\n"
+    assert registry.read_file("tworules/web", "two", "/greeting") == "two\n"
+    log = "\n".join(store.log_lines(second))
+    assert "==> note: latest is an earlier rule's tag, built with other settings" in log
+    assert f"{registry.host}/tworules/web:latest" not in log
+
+
 def test_release_tag_refuses_another_image_unless_overwrite(
     redis: Redis, docker_host: str, registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
 ) -> None:
