@@ -380,8 +380,12 @@ class Config(StrictModel):
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def parse_config(text: str, environ: Mapping[str, str], source: str = "") -> Config:
-    """Validate YAML text; raise `ConfigError` listing every problem with its location."""
+def parse_config(
+    text: str, environ: Mapping[str, str], source: str = "", reading_only: bool = False
+) -> Config:
+    """Validate YAML text; raise `ConfigError` listing every problem with its location.
+    `reading_only`: for commands that only read builds and logs, which need none of the
+    secrets (builder/envsubst.py)."""
     try:
         tree = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -398,7 +402,7 @@ def parse_config(text: str, environ: Mapping[str, str], source: str = "") -> Con
         raise ConfigError([problem], source)
 
     problems: list[ConfigProblem] = []
-    tree = expand(tree, environ, problems)
+    tree = expand(tree, environ, problems, reading_only=reading_only)
     try:
         config = Config.model_validate(tree)
     except ValidationError as exc:
@@ -413,7 +417,7 @@ def parse_config(text: str, environ: Mapping[str, str], source: str = "") -> Con
     return config
 
 
-def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
+def load_config(path: str | Path, environ: Mapping[str, str], reading_only: bool = False) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
@@ -421,7 +425,7 @@ def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
         raise ConfigError(
             [ConfigProblem("", f"cannot read {path}: {exc.strerror}")], str(path)
         ) from exc
-    return parse_config(text, environ, str(path))
+    return parse_config(text, environ, str(path), reading_only)
 
 
 def _problems_from(error: ValidationError) -> list[ConfigProblem]:

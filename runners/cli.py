@@ -63,15 +63,16 @@ token_option = click.option(
 )
 
 
-def _load(config_path: str, long_running: bool = False) -> Config:
+def _load(config_path: str, long_running: bool = False, reading_only: bool = False) -> Config:
     """`long_running`: a server or worker, which parses in a child to keep its memory down
-    (runners/configload.py)."""
+    (runners/configload.py). `reading_only`: a command that needs none of the secrets a
+    build or a webhook uses, so their variables may be unset in its shell."""
     from runners.configload import load_config_compact
 
     try:
         if long_running:
             return load_config_compact(config_path, os.environ)
-        return load_config(config_path, os.environ)
+        return load_config(config_path, os.environ, reading_only)
     except HookbuildError as exc:
         raise click.ClickException(printable_lines(str(exc))) from exc
 
@@ -287,7 +288,7 @@ def builds(
     """List builds, newest first: id, repository, ref, sha, status, duration, tags."""
     from runners.queue import BuildQueue
 
-    config = _load(config_path)
+    config = _load(config_path, reading_only=True)
     queue = BuildQueue.for_config(_connect(config, redis_url), config)
     query = BuildQuery(repository, BuildStatus(status) if status else None, ref)
     records = queue.store.find(query, limit=limit)
@@ -398,7 +399,7 @@ def preview(
     from builder.manual import TriggerRequestError
     from webhooks.preview import preview as explain
 
-    config = _load(config_path)
+    config = _load(config_path, reading_only=True)
     try:
         answer = explain(config, repository, ref, sha, list(changed) if changed else None, message)
     except TriggerRequestError as exc:
@@ -429,7 +430,7 @@ def events(config_path: str, redis_url: str | None, limit: int) -> None:
 
     from runners.deliverylog import DeliveryLog, with_build_outcomes
 
-    config = _load(config_path)
+    config = _load(config_path, reading_only=True)
     connection = _connect(config, redis_url)
     recent = DeliveryLog(connection).recent(limit)
     for item in with_build_outcomes(recent, BuildStore(connection)):
@@ -451,7 +452,7 @@ def cancel(config_path: str, redis_url: str | None, build_id: str) -> None:
     """Cancel a build wherever it is: waiting, queued, or running (it is stopped on the engine)."""
     from runners.queue import BuildQueue
 
-    config = _load(config_path)
+    config = _load(config_path, reading_only=True)
     queue = BuildQueue.for_config(_connect(config, redis_url), config)
     record = queue.cancel(build_id, "cancelled with hookbuild cancel")
     if record is None:
@@ -484,7 +485,7 @@ def logs(
     shows; a dropped connection resumes where it stopped), then exit 0 if the build
     succeeded (or was skipped by a path filter), 1 if it failed, 2 if it was cancelled.
     """
-    client = _log_client(_load(config_path), server, token)
+    client = _log_client(_load(config_path, reading_only=True), server, token)
     try:
         if not follow:
             colours = _is_terminal()
