@@ -32,14 +32,49 @@ def execute_build(build_id: str, plan_data: dict[str, Any] | None = None) -> dic
     """Run one build. Its plan is read from its record (`plan_data` is for jobs queued by
     an earlier version, which carried the plan in the job too)."""
     with about_build(build_id):
-        return _execute_build(build_id, plan_data)
+        try:
+            return _execute_build(build_id, plan_data)
+        except Exception as exc:  # a worker survives any one bad job
+            # Whatever raised (a plan or record that cannot be read, a bug), the build ends
+            # here with the reason, and its slot goes to the next build of its repository.
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            service_log.error("build failed outside the pipeline", reason=reason[:MAX_REASON])
+            return give_up(_queue(get_connection()), build_id, reason)
 
 
-def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str, Any]:
+MAX_REASON = 500  # a reason may quote a hostile plan: stored and logged bounded
+
+
+def give_up(queue: BuildQueue, build_id: str, reason: str) -> dict[str, Any]:
+    """End a build that cannot go on, whatever state its record is in: failed with
+    `reason` (unless it ended already), its repository's slot released."""
+    if len(reason) > MAX_REASON:
+        reason = reason[:MAX_REASON] + "..."
+    store = queue.store
+    if store.finish(build_id, BuildStatus.FAILED, error=reason):
+        store.append_log(build_id, [f"==> FAILED: {reason}"])
+    repository = store.field(build_id, "repository")
+    if isinstance(repository, str):
+        queue.release(build_id, repository)
+    return {"status": "failed", "error": reason}
+
+
+def _queue(connection: Redis) -> BuildQueue:
+    """The queue as this worker's config sets it up (its slots' cap above all)."""
+    if has_context():
+        return BuildQueue.for_config(connection, current().config)
+    return BuildQueue(connection)
+
+
+def get_connection() -> Redis:
     job = get_current_job()
     if job is None:
         raise HookbuildError("execute_build runs inside an RQ job")
-    connection: Redis = job.connection
+    return job.connection
+
+
+def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str, Any]:
+    connection = get_connection()
     context = current()
     queue = BuildQueue.for_config(connection, context.config)
     store = queue.store
@@ -160,7 +195,7 @@ def _run(
     except HookbuildError as exc:
         return _fail(store, build_id, log, str(exc))
     except Exception as exc:
-        _fail(store, build_id, log, f"internal error: {type(exc).__name__}: {exc}")
+        _fail(store, build_id, log, f"internal error: {type(exc).__name__}: {exc}"[:MAX_REASON])
         raise
     finally:
         if engine is not None:
@@ -204,16 +239,12 @@ def on_job_failure(
 ) -> None:
     """RQ calls this when a job dies outside our own handling: RQ's own timeout killed the
     work horse, or it died. A build already finished (cancelled, failed) stays as it is."""
-    config = current().config if has_context() else None
-    queue = BuildQueue.for_config(connection, config) if config else BuildQueue(connection)
-    store = queue.store
-    record = store.get(job.id)
-    if record is None or record.status.finished:
+    queue = _queue(connection)
+    status = queue.store.field(job.id, "status")
+    if status is None or BuildStatus(status).finished:
         return
     reason = f"{exc_type.__name__}: {exc_value}" if exc_type else "the worker died"
     if exc_type is not None and "Timeout" in exc_type.__name__:
         reason = f"timed out after {job.timeout}s"
-    if store.finish(job.id, BuildStatus.FAILED, error=reason):
-        store.append_log(job.id, [f"==> FAILED: {reason}"])
-        service_log.error("build failed outside its job", build_id=job.id, reason=reason)
-    queue.release(job.id, record.repository)
+    service_log.error("build failed outside its job", build_id=job.id, reason=reason[:MAX_REASON])
+    give_up(queue, job.id, reason)

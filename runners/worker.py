@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -23,6 +22,9 @@ from runners.context import WorkerContext, current, has_context, install
 from runners.queue import QUEUE_NAME
 from runners.reaper import Reaper
 from runners.records import BuildStatus, BuildStore
+from runners.servicelog import get_logger
+
+log = get_logger(__name__)
 
 
 def default_worker_name() -> str:
@@ -34,12 +36,23 @@ def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[byt
     the job prepared (a good part of 100 ms here): the build's first log line, so the user
     following it sees who has it (bench/first_log.py), and the start of the commit's fetch
     (runners/prefetch.py). Returns that fetch's process, for `prefetch.finish`."""
-    with contextlib.suppress(RedisError):
+    try:
         store = BuildStore(connection)
         record = store.get(build_id)
         if record is not None and record.status is BuildStatus.QUEUED:
             store.append_log(build_id, [f"==> taken by worker {worker}"])
             return prefetch.start(current(), record) if has_context() else None
+    except RedisError:
+        pass
+    except Exception as exc:  # this runs in the worker itself, which must live on
+        # A record or plan that cannot be read (a NUL byte in its ref, damaged JSON): the
+        # job itself meets the same and fails the build with the reason (runners/jobs.py).
+        # No traceback: its locals would quote the hostile plan at length.
+        log.error(
+            "cannot take the build as usual; the job will end it",
+            build_id=build_id,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
     return None
 
 
