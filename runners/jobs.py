@@ -16,7 +16,7 @@ from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
-from runners import prefetch
+from runners import prefetch, workspace
 from runners.buildlog import BuildLogWriter
 from runners.context import WorkerContext, current, has_context
 from runners.queue import BuildQueue
@@ -98,7 +98,10 @@ def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str,
         worker=context.name,
     )
 
-    log = BuildLogWriter(store, build_id)
+    limits = context.config.logs
+    log = BuildLogWriter(
+        store, build_id, max_chars=limits.max_bytes, max_line=limits.max_line_bytes
+    )
     watchdog = BuildWatchdog(
         store,
         build_id,
@@ -176,12 +179,14 @@ def _run(
     started = time.monotonic()
     engine: DockerEngine | None = None
     try:
-        engine = DockerEngine.from_environment(context.environ)
+        engine = DockerEngine.from_environment(
+            context.environ, max_line=context.config.logs.max_line_bytes
+        )
         pipeline = Pipeline(
             context.config,
             engine,
             MirrorCache(context.state_dir / "mirrors"),
-            context.state_dir / "work",
+            workspace.build_dir(context.state_dir, build_id),
             ledger=RedisTagLedger(connection),
             build_id=build_id,
         )
@@ -207,7 +212,7 @@ def _run(
         service_log.info("build skipped", reason=result.skipped, seconds=seconds)
         return {"status": "skipped", "reason": result.skipped}
     pushed = ", ".join(result.digests) or "no tag (every tag points at a newer commit)"
-    log(f"==> succeeded in {seconds:.1f}s: {pushed}")
+    log.note(f"==> succeeded in {seconds:.1f}s: {pushed}")
     service_log.info(
         "build succeeded", seconds=seconds, digest=result.digest, pushed=list(result.digests)
     )
@@ -223,7 +228,7 @@ def _run(
 
 
 def _fail(store: BuildStore, build_id: str, log: BuildLogWriter, reason: str) -> dict[str, Any]:
-    log(f"==> FAILED: {reason}")
+    log.note(f"==> FAILED: {reason}")
     service_log.warning("build failed", reason=reason)
     log.close()
     store.finish(build_id, BuildStatus.FAILED, error=reason)
@@ -241,7 +246,11 @@ def on_job_failure(
     work horse, or it died. A build already finished (cancelled, failed) stays as it is."""
     queue = _queue(connection)
     status = queue.store.field(job.id, "status")
-    if status is None or BuildStatus(status).finished:
+    if status not in (BuildStatus.QUEUED.value, BuildStatus.RUNNING.value):
+        # Ended already (its watchdog stopped it, then its horse): its slot is free too.
+        repository = queue.store.field(job.id, "repository")
+        if isinstance(repository, str):
+            queue.release(job.id, repository)
         return
     reason = f"{exc_type.__name__}: {exc_value}" if exc_type else "the worker died"
     if exc_type is not None and "Timeout" in exc_type.__name__:

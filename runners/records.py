@@ -85,6 +85,7 @@ class BuildRecord:
     worker: str | None = None
     plan: Mapping[str, Any] | None = None  # what to run: kept for promotion, retries, rebuilds
     attempt: int = 1
+    log_cut: bool = False  # the log reached logs.max_bytes: its end was not kept
 
     @property
     def duration(self) -> float | None:
@@ -128,6 +129,9 @@ DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
 # A status filter on top of a ref filter reads the ref's index this far at most: a ref's
 # builds are few, and a page that comes up short says so rather than scanning on.
 MAX_FILTER_SCAN = 2000
+# Log lines read at once: at most ~32 MB with lines at logs.max_line_bytes' default, a few
+# hundred KB with common ones.
+LOG_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,10 @@ class BuildStore:
         """One field of a record, or None when it is missing or unreadable: for the code
         that must end a build whose record is damaged (a worker survives any one bad job)."""
         return _loads(self.connection.hget(self._key(build_id), name), None)
+
+    def fields(self, build_id: str, *names: str) -> list[Any]:
+        """Several fields at once, as `field` reads one."""
+        return [_loads(raw, None) for raw in self.connection.hmget(self._key(build_id), names)]
 
     def get_many(self, build_ids: Sequence[str]) -> list[BuildRecord]:
         pipe = self.connection.pipeline(transaction=False)
@@ -344,5 +352,11 @@ class BuildStore:
         if batch:
             self.connection.rpush(self._log_key(build_id), *batch)
 
-    def log_lines(self, build_id: str, start: int = 0) -> list[str]:
-        return [text(line) for line in self.connection.lrange(self._log_key(build_id), start, -1)]
+    def log_lines(self, build_id: str, start: int = 0, stop: int = -1) -> list[str]:
+        """Lines `start` to `stop` (inclusive; negative from the end, as LRANGE counts).
+        A reader of a log that may be big reads it a page (LOG_PAGE) at a time."""
+        key = self._log_key(build_id)
+        return [text(line) for line in self.connection.lrange(key, start, stop)]
+
+    def log_length(self, build_id: str) -> int:
+        return int(self.connection.llen(self._log_key(build_id)))
