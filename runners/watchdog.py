@@ -123,12 +123,17 @@ class HorseWatch(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
+        noted = False  # said once, not every second
         while not self._done.wait(WATCH_SECONDS):
             try:
                 if self._watch():
                     return
             except RedisError:
                 continue  # as the horse's watchdog: the heartbeat's TTL covers a short gap
+            except Exception as exc:  # a damaged record: the watch goes on, as the worker
+                if not noted:
+                    log.warning("cannot watch the build", build_id=self.build_id, error=str(exc))
+                noted = True
 
     def _watch(self) -> bool:
         """One look; True once the horse was ended."""

@@ -475,3 +475,25 @@ def test_an_engine_stopped_mid_build_fails_it_as_the_engine_not_the_step(
     assert record.error is not None and "the Docker engine is not reachable" in record.error
     assert "137" not in record.error
     assert any("the Docker engine is not reachable" in line for line in store.log_lines(build_id))
+
+
+def test_hookbuild_logs_still_prints_a_long_log_whole(redis: Redis, tmp_path: Path) -> None:
+    """#10 (a guard, not a finding: it passed before too): `hookbuild logs` reads the
+    paged stream to its end, every line once and in order."""
+    from click.testing import CliRunner
+
+    from builder.config import parse_config
+    from runners.cli import main
+    from tests.services import live_server
+
+    build_id = _big_log(redis, 2500, 100)
+    config_file = tmp_path / "builds.yml"
+    config_file.write_text(f"state_dir: {tmp_path}\n")
+    app = create_app(parse_config(config_file.read_text(), {}), redis)
+    with live_server(app) as url:
+        result = CliRunner().invoke(
+            main, ["logs", build_id, "--config", str(config_file), "--server", url]
+        )
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == BuildStore(redis).log_lines(build_id)
