@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from builder.lines import LineSink
+from builder.linesplit import DEFAULT_MAX_LINE_CHARS, LineAssembler
 
 TRACE_ID = "moby.buildkit.trace"
 
@@ -188,7 +189,7 @@ class _Step:
     name: str
     started: float | None = None
     ended: bool = False
-    partial: str = ""
+    partial: LineAssembler = field(default_factory=LineAssembler)
     statuses_done: set[str] = field(default_factory=set)
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=40))
 
@@ -197,8 +198,9 @@ class BuildKitProgress:
     """Renders the trace into lines for `sink`, numbered by step as BuildKit's plain
     progress does; keeps each step's last lines for the error a failed build raises."""
 
-    def __init__(self, sink: LineSink) -> None:
+    def __init__(self, sink: LineSink, max_line: int = DEFAULT_MAX_LINE_CHARS) -> None:
         self._sink = sink
+        self._max_line = max_line
         self._steps: dict[str, _Step] = {}
         self._failed: _Step | None = None
         self._noted_unreadable = False
@@ -229,7 +231,8 @@ class BuildKitProgress:
             self._flush_step(step)
 
     def _new_step(self, digest: str, name: str) -> _Step:
-        step = self._steps[digest] = _Step(len(self._steps) + 1, name)
+        step = _Step(len(self._steps) + 1, name, partial=LineAssembler(self._max_line))
+        self._steps[digest] = step
         self._emit(step, f"#{step.number} {name}")
         return step
 
@@ -271,12 +274,10 @@ class BuildKitProgress:
         step = self._steps.get(log.vertex)
         if step is None:
             return
-        text = step.partial + log.message.decode("utf-8", "replace").replace("\r\n", "\n")
-        *lines, step.partial = text.split("\n")
-        for line in lines:
+        for line in step.partial.feed(log.message.decode("utf-8", "replace")):
             self._emit(step, f"#{step.number} {line}")
 
     def _flush_step(self, step: _Step) -> None:
-        if step.partial:
-            self._emit(step, f"#{step.number} {step.partial}")
-            step.partial = ""
+        rest = step.partial.rest()
+        if rest:
+            self._emit(step, f"#{step.number} {rest}")

@@ -292,6 +292,20 @@ class DiskConfig(StrictModel):
     min_age_seconds: int = Field(default=7_200, ge=0)
 
 
+class LogsConfig(StrictModel):
+    # A build's log is cut past this many characters (the log says where; the build goes
+    # on, and its record says the log was cut).
+    max_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
+    # A log line is cut past this many characters (bytes, for ASCII), the cut said in it.
+    max_line_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _line_within_log(self) -> LogsConfig:
+        if self.max_line_bytes > self.max_bytes:
+            raise ValueError("logs.max_line_bytes must not be more than logs.max_bytes")
+        return self
+
+
 class Config(StrictModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
@@ -301,6 +315,7 @@ class Config(StrictModel):
     max_running_per_repository: int = Field(default=2, ge=1, le=64)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     disk: DiskConfig = Field(default_factory=DiskConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
     # Finished builds (records and logs) are kept this long.
     retention_days: float = Field(default=30, gt=0)
     state_dir: str | None = None
@@ -319,6 +334,7 @@ class Config(StrictModel):
                 "redis": {},
                 "retries": {},
                 "disk": {},
+                "logs": {},
                 "registries": [],
                 "repositories": [],
             }

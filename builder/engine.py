@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
@@ -20,11 +21,24 @@ import docker
 import docker.constants
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from builder.buildcontext import context_body
 from builder.buildkit import TRACE_ID, BuildKitProgress
-from builder.errors import BuildFailed, RegistryError, from_docker_error
+from builder.errors import BuildFailed, RegistryError, engine_gone, from_docker_error
 from builder.lines import LineSink
+from builder.linesplit import DEFAULT_MAX_LINE_CHARS, LineAssembler
+
+# A stream from the engine that breaks off: docker-py's errors, requests' and, for streams
+# read from the raw response (BuildKit's), urllib3's own.
+_STREAM_ERRORS = (
+    docker.errors.DockerException,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+)
+# A step killed by a signal (137: SIGKILL, 143: SIGTERM), as when the engine stops.
+_KILLED = re.compile(r"\b(?:code|exit code): (?:137|143)\b")
+PING_SECONDS = 5
 
 # Transient registry trouble: worth another try. A refused login or a bad name is not.
 _TRANSIENT_WORDS = (
@@ -50,15 +64,15 @@ class RegistryAuth:
 class _LineSplitter:
     """Docker's `stream` chunks carry partial lines; hand on whole lines, keep a tail."""
 
-    def __init__(self, sink: LineSink, tail: int = 40) -> None:
+    def __init__(
+        self, sink: LineSink, tail: int = 40, max_line: int = DEFAULT_MAX_LINE_CHARS
+    ) -> None:
         self._sink = sink
-        self._partial = ""
+        self._lines = LineAssembler(max_line)
         self.tail: deque[str] = deque(maxlen=tail)
 
     def feed(self, text: str) -> None:
-        self._partial += text.replace("\r\n", "\n")
-        *lines, self._partial = self._partial.split("\n")
-        for line in lines:
+        for line in self._lines.feed(text):
             self.emit(line)
 
     def emit(self, line: str) -> None:
@@ -68,9 +82,9 @@ class _LineSplitter:
         self._sink(line)
 
     def flush(self) -> None:
-        if self._partial:
-            self.emit(self._partial)
-            self._partial = ""
+        rest = self._lines.rest()
+        if rest:
+            self.emit(rest)
 
 
 def labels_in_one_step(
@@ -139,9 +153,12 @@ class _BuildOutput:
     error, with the failing step's lines. BuildKit's progress comes as trace messages
     (builder/buildkit.py), the classic builder's as text."""
 
-    def __init__(self, sink: LineSink, buildkit: bool) -> None:
-        self.lines = _LineSplitter(sink)  # with BuildKit, the engine's own ("Successfully ...")
-        self.progress = BuildKitProgress(sink) if buildkit else None
+    def __init__(
+        self, sink: LineSink, buildkit: bool, max_line: int = DEFAULT_MAX_LINE_CHARS
+    ) -> None:
+        # With BuildKit, the engine's own lines ("Successfully ...").
+        self.lines = _LineSplitter(sink, max_line=max_line)
+        self.progress = BuildKitProgress(sink, max_line) if buildkit else None
         self.image_id: str | None = None
         self.failure: BuildFailed | None = None
 
@@ -172,18 +189,30 @@ class _BuildOutput:
 
 
 class DockerEngine:
-    def __init__(self, client: docker.APIClient, os_type: str | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.APIClient,
+        os_type: str | None = None,
+        max_line: int = DEFAULT_MAX_LINE_CHARS,
+    ) -> None:
         self.client = client
+        self.max_line = max_line  # a build's output line is cut past this many characters
         self._os_type = os_type  # "linux", "windows"; asked for when first needed if None
         self._buildkit_network: str | None = None  # found at the first BuildKit build
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str], timeout: int = 600) -> DockerEngine:
+    def from_environment(
+        cls,
+        environ: Mapping[str, str],
+        timeout: int = 600,
+        max_line: int = DEFAULT_MAX_LINE_CHARS,
+    ) -> DockerEngine:
         """Connect as the docker CLI would: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, ..."""
         try:
             kwargs = docker.utils.kwargs_from_env(environment=dict(environ))
             version, os_type = _ping_engine(kwargs, timeout)
-            return cls(docker.APIClient(timeout=timeout, version=version, **kwargs), os_type)
+            client = docker.APIClient(timeout=timeout, version=version, **kwargs)
+            return cls(client, os_type, max_line)
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise from_docker_error(exc, "connecting to the Docker engine") from exc
 
@@ -235,7 +264,7 @@ class DockerEngine:
         from_tar = context.is_file()
         if scratch is not None and not from_tar:
             dockerfile, labels = labels_in_one_step(Path(dockerfile), labels, target, scratch)
-        output = _BuildOutput(on_line, buildkit=False)
+        output = _BuildOutput(on_line, buildkit=False, max_line=self.max_line)
         tar = open(context, "rb") if from_tar else None  # noqa: SIM115 - closed below
         source: dict[str, Any] = (
             {"fileobj": tar, "custom_context": True} if tar else {"path": str(context)}
@@ -256,13 +285,13 @@ class DockerEngine:
                     decode=True,
                 )
             )
-        except (docker.errors.DockerException, requests.RequestException) as exc:
+        except _STREAM_ERRORS as exc:
             output.flush()
-            raise from_docker_error(exc, "docker build") from exc
+            raise self._build_error(exc, "docker build") from exc
         finally:
             if tar is not None:
                 tar.close()
-        return self._built(output, tag)
+        return self._built(output, tag, "docker build")
 
     def _build_with_buildkit(
         self,
@@ -275,7 +304,7 @@ class DockerEngine:
         target: str | None,
         cache_from: Iterable[str],
     ) -> str:
-        output = _BuildOutput(on_line, buildkit=True)
+        output = _BuildOutput(on_line, buildkit=True, max_line=self.max_line)
         params: dict[str, str] = {
             "version": "2",  # BuildKit
             "t": tag,
@@ -304,17 +333,39 @@ class DockerEngine:
                 )
                 self.client._raise_for_status(response)
                 output.read(self.client._stream_helper(response, decode=True))
-        except (docker.errors.DockerException, requests.RequestException) as exc:
+        except _STREAM_ERRORS as exc:
             output.flush()
-            raise from_docker_error(exc, "docker build (BuildKit)") from exc
-        return self._built(output, tag)
+            raise self._build_error(exc, "docker build (BuildKit)") from exc
+        return self._built(output, tag, "docker build (BuildKit)")
 
-    def _built(self, output: _BuildOutput, tag: str) -> str:
-        """The image id a finished build stream reported; else raise its failure."""
+    def _built(self, output: _BuildOutput, tag: str, action: str) -> str:
+        """The image id a finished build stream reported; else raise its failure (the
+        engine's own when the engine went away, which killed the step it ran)."""
         if output.failure is not None:
+            why = self._unreachable(patient=bool(_KILLED.search(output.failure.reason)))
+            if why is not None:
+                raise engine_gone(action, why) from output.failure
             raise output.failure
         output.flush()
         return output.image_id or self._image_id(tag)
+
+    def _build_error(self, exc: Exception, action: str) -> Exception:
+        """A build's stream broke off: the engine went away, or another error."""
+        why = self._unreachable(patient=True)
+        return engine_gone(action, why) if why is not None else from_docker_error(exc, action)
+
+    def _unreachable(self, patient: bool) -> str | None:
+        """Why the engine does not answer a ping now; None when it does. `patient`: ask
+        three times over a second, for an engine on its way out that still answers."""
+        for attempt in range(3 if patient else 1):
+            if attempt:
+                time.sleep(0.5)
+            try:
+                response = self.client._get(self.client._url("/_ping"), timeout=PING_SECONDS)
+                response.raise_for_status()
+            except _STREAM_ERRORS as exc:
+                return str(exc)
+        return None
 
     def _network_for_buildkit(self) -> str | None:
         """BuildKit runs RUN steps on the engine's `bridge` network by default. An engine

@@ -99,3 +99,12 @@ def from_docker_error(exc: Exception, action: str) -> EngineError:
     ):
         return EngineError(f"{action}: the Docker engine is not reachable ({redact(explanation)})")
     return EngineError(f"{action}: {redact(explanation)}")
+
+
+def engine_gone(action: str, why: str) -> EngineError:
+    """The engine went away during `action` (stopped, crashed): its error, not the step's
+    that it killed on its way out (`returned a non-zero code: 137`)."""
+    return EngineError(
+        f"{action}: the Docker engine is not reachable ({redact(why)}); "
+        "it went away during the build"
+    )

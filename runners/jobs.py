@@ -16,7 +16,7 @@ from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
-from runners import prefetch
+from runners import prefetch, workspace
 from runners.buildlog import BuildLogWriter
 from runners.context import WorkerContext, current, has_context
 from runners.queue import BuildQueue
@@ -32,14 +32,49 @@ def execute_build(build_id: str, plan_data: dict[str, Any] | None = None) -> dic
     """Run one build. Its plan is read from its record (`plan_data` is for jobs queued by
     an earlier version, which carried the plan in the job too)."""
     with about_build(build_id):
-        return _execute_build(build_id, plan_data)
+        try:
+            return _execute_build(build_id, plan_data)
+        except Exception as exc:  # a worker survives any one bad job
+            # Whatever raised (a plan or record that cannot be read, a bug), the build ends
+            # here with the reason, and its slot goes to the next build of its repository.
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            service_log.error("build failed outside the pipeline", reason=reason[:MAX_REASON])
+            return give_up(_queue(get_connection()), build_id, reason)
 
 
-def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str, Any]:
+MAX_REASON = 500  # a reason may quote a hostile plan: stored and logged bounded
+
+
+def give_up(queue: BuildQueue, build_id: str, reason: str) -> dict[str, Any]:
+    """End a build that cannot go on, whatever state its record is in: failed with
+    `reason` (unless it ended already), its repository's slot released."""
+    if len(reason) > MAX_REASON:
+        reason = reason[:MAX_REASON] + "..."
+    store = queue.store
+    if store.finish(build_id, BuildStatus.FAILED, error=reason):
+        store.append_log(build_id, [f"==> FAILED: {reason}"])
+    repository = store.field(build_id, "repository")
+    if isinstance(repository, str):
+        queue.release(build_id, repository)
+    return {"status": "failed", "error": reason}
+
+
+def _queue(connection: Redis) -> BuildQueue:
+    """The queue as this worker's config sets it up (its slots' cap above all)."""
+    if has_context():
+        return BuildQueue.for_config(connection, current().config)
+    return BuildQueue(connection)
+
+
+def get_connection() -> Redis:
     job = get_current_job()
     if job is None:
         raise HookbuildError("execute_build runs inside an RQ job")
-    connection: Redis = job.connection
+    return job.connection
+
+
+def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str, Any]:
+    connection = get_connection()
     context = current()
     queue = BuildQueue.for_config(connection, context.config)
     store = queue.store
@@ -63,7 +98,10 @@ def _execute_build(build_id: str, plan_data: dict[str, Any] | None) -> dict[str,
         worker=context.name,
     )
 
-    log = BuildLogWriter(store, build_id)
+    limits = context.config.logs
+    log = BuildLogWriter(
+        store, build_id, max_chars=limits.max_bytes, max_line=limits.max_line_bytes
+    )
     watchdog = BuildWatchdog(
         store,
         build_id,
@@ -141,12 +179,14 @@ def _run(
     started = time.monotonic()
     engine: DockerEngine | None = None
     try:
-        engine = DockerEngine.from_environment(context.environ)
+        engine = DockerEngine.from_environment(
+            context.environ, max_line=context.config.logs.max_line_bytes
+        )
         pipeline = Pipeline(
             context.config,
             engine,
             MirrorCache(context.state_dir / "mirrors"),
-            context.state_dir / "work",
+            workspace.build_dir(context.state_dir, build_id),
             ledger=RedisTagLedger(connection),
             build_id=build_id,
         )
@@ -160,7 +200,7 @@ def _run(
     except HookbuildError as exc:
         return _fail(store, build_id, log, str(exc))
     except Exception as exc:
-        _fail(store, build_id, log, f"internal error: {type(exc).__name__}: {exc}")
+        _fail(store, build_id, log, f"internal error: {type(exc).__name__}: {exc}"[:MAX_REASON])
         raise
     finally:
         if engine is not None:
@@ -172,7 +212,7 @@ def _run(
         service_log.info("build skipped", reason=result.skipped, seconds=seconds)
         return {"status": "skipped", "reason": result.skipped}
     pushed = ", ".join(result.digests) or "no tag (every tag points at a newer commit)"
-    log(f"==> succeeded in {seconds:.1f}s: {pushed}")
+    log.note(f"==> succeeded in {seconds:.1f}s: {pushed}")
     service_log.info(
         "build succeeded", seconds=seconds, digest=result.digest, pushed=list(result.digests)
     )
@@ -188,7 +228,7 @@ def _run(
 
 
 def _fail(store: BuildStore, build_id: str, log: BuildLogWriter, reason: str) -> dict[str, Any]:
-    log(f"==> FAILED: {reason}")
+    log.note(f"==> FAILED: {reason}")
     service_log.warning("build failed", reason=reason)
     log.close()
     store.finish(build_id, BuildStatus.FAILED, error=reason)
@@ -204,16 +244,16 @@ def on_job_failure(
 ) -> None:
     """RQ calls this when a job dies outside our own handling: RQ's own timeout killed the
     work horse, or it died. A build already finished (cancelled, failed) stays as it is."""
-    config = current().config if has_context() else None
-    queue = BuildQueue.for_config(connection, config) if config else BuildQueue(connection)
-    store = queue.store
-    record = store.get(job.id)
-    if record is None or record.status.finished:
+    queue = _queue(connection)
+    status = queue.store.field(job.id, "status")
+    if status not in (BuildStatus.QUEUED.value, BuildStatus.RUNNING.value):
+        # Ended already (its watchdog stopped it, then its horse): its slot is free too.
+        repository = queue.store.field(job.id, "repository")
+        if isinstance(repository, str):
+            queue.release(job.id, repository)
         return
     reason = f"{exc_type.__name__}: {exc_value}" if exc_type else "the worker died"
     if exc_type is not None and "Timeout" in exc_type.__name__:
         reason = f"timed out after {job.timeout}s"
-    if store.finish(job.id, BuildStatus.FAILED, error=reason):
-        store.append_log(job.id, [f"==> FAILED: {reason}"])
-        service_log.error("build failed outside its job", build_id=job.id, reason=reason)
-    queue.release(job.id, record.repository)
+    service_log.error("build failed outside its job", build_id=job.id, reason=reason[:MAX_REASON])
+    give_up(queue, job.id, reason)

@@ -94,9 +94,11 @@ class LogClient:
             answer: dict[str, Any] = json.load(response)
             return answer
 
-    def log(self, build_id: str) -> list[str]:
+    def log(self, build_id: str) -> Iterator[str]:
+        """The log's lines as they arrive: a long log is never held whole."""
         with self._open(f"/api/builds/{build_id}/log") as response:
-            return response.read().decode().splitlines()  # type: ignore[no-any-return]
+            for raw in response:
+                yield raw.decode(errors="replace").rstrip("\n")
 
     def follow(
         self,

@@ -50,6 +50,14 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _loads(raw: bytes | str | None, default: Any) -> Any:
+    """A field's value, or `default` when it is missing or damaged (not JSON)."""
+    try:
+        return json.loads(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
 def new_build_id() -> str:
     """Time-ordered and short: 10 hex digits of milliseconds, 6 random."""
     return f"{int(time.time() * 1000):010x}{secrets.token_hex(3)}"
@@ -77,6 +85,7 @@ class BuildRecord:
     worker: str | None = None
     plan: Mapping[str, Any] | None = None  # what to run: kept for promotion, retries, rebuilds
     attempt: int = 1
+    log_cut: bool = False  # the log reached logs.max_bytes: its end was not kept
 
     @property
     def duration(self) -> float | None:
@@ -120,6 +129,9 @@ DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
 # A status filter on top of a ref filter reads the ref's index this far at most: a ref's
 # builds are few, and a page that comes up short says so rather than scanning on.
 MAX_FILTER_SCAN = 2000
+# Log lines read at once: at most ~32 MB with lines at logs.max_line_bytes' default, a few
+# hundred KB with common ones.
+LOG_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,15 @@ class BuildStore:
         raw = self.connection.hgetall(self._key(build_id))
         return BuildRecord._from_hash(raw) if raw else None
 
+    def field(self, build_id: str, name: str) -> Any:
+        """One field of a record, or None when it is missing or unreadable: for the code
+        that must end a build whose record is damaged (a worker survives any one bad job)."""
+        return _loads(self.connection.hget(self._key(build_id), name), None)
+
+    def fields(self, build_id: str, *names: str) -> list[Any]:
+        """Several fields at once, as `field` reads one."""
+        return [_loads(raw, None) for raw in self.connection.hmget(self._key(build_id), names)]
+
     def get_many(self, build_ids: Sequence[str]) -> list[BuildRecord]:
         pipe = self.connection.pipeline(transaction=False)
         for build_id in build_ids:
@@ -250,10 +271,10 @@ class BuildStore:
                     self._move_status_index(
                         pipe,
                         build_id,
-                        json.loads(repository or "null"),
+                        _loads(repository, ""),
                         json.loads(current),
                         status.value,
-                        json.loads(created_at or "0"),
+                        _loads(created_at, 0.0),
                     )
                     self.update(build_id, pipeline=pipe, status=status, **changes)
                     if status is BuildStatus.RUNNING:
@@ -290,12 +311,12 @@ class BuildStore:
             build_id, {BuildStatus.QUEUED}, BuildStatus.RUNNING, started_at=now, worker=worker
         ):
             return None
-        record = self.get(build_id)
-        if record is not None:
+        created_at = self.field(build_id, "created_at")
+        if isinstance(created_at, int | float):
             with self.connection.pipeline(transaction=False) as pipe:
-                observe(pipe, stats.WAIT, stats.WAIT_BUCKETS, now - record.created_at)
+                observe(pipe, stats.WAIT, stats.WAIT_BUCKETS, now - created_at)
                 pipe.execute()
-        return record
+        return self.get(build_id)
 
     def finish(self, build_id: str, status: BuildStatus, **changes: Any) -> bool:
         """running (or queued) -> a finished state; False if it had finished already.
@@ -304,19 +325,16 @@ class BuildStore:
         finished_at = time.time()
         if not self.transition(build_id, unfinished, status, finished_at=finished_at, **changes):
             return False
-        record = self.get(build_id)
+        # Field by field, not `get`: a build whose record is damaged still ends.
+        repository = self.field(build_id, "repository")
+        started_at = self.field(build_id, "started_at")
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.expire(self._key(build_id), self.retention_seconds)
             pipe.expire(self._log_key(build_id), self.retention_seconds)
-            if record is not None:
-                pipe.hincrby(stats.BUILDS, f"{status.value}|{record.repository}", 1)
-                if record.started_at is not None:
-                    observe(
-                        pipe,
-                        stats.DURATION,
-                        stats.DURATION_BUCKETS,
-                        finished_at - record.started_at,
-                    )
+            if isinstance(repository, str):
+                pipe.hincrby(stats.BUILDS, f"{status.value}|{repository}", 1)
+            if isinstance(started_at, int | float):
+                observe(pipe, stats.DURATION, stats.DURATION_BUCKETS, finished_at - started_at)
             pipe.execute()
         return True
 
@@ -334,5 +352,11 @@ class BuildStore:
         if batch:
             self.connection.rpush(self._log_key(build_id), *batch)
 
-    def log_lines(self, build_id: str, start: int = 0) -> list[str]:
-        return [text(line) for line in self.connection.lrange(self._log_key(build_id), start, -1)]
+    def log_lines(self, build_id: str, start: int = 0, stop: int = -1) -> list[str]:
+        """Lines `start` to `stop` (inclusive; negative from the end, as LRANGE counts).
+        A reader of a log that may be big reads it a page (LOG_PAGE) at a time."""
+        key = self._log_key(build_id)
+        return [text(line) for line in self.connection.lrange(key, start, stop)]
+
+    def log_length(self, build_id: str) -> int:
+        return int(self.connection.llen(self._log_key(build_id)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -17,12 +16,16 @@ from rq.job import Job
 from rq.worker.base import BaseWorker
 
 from builder.config import Config
-from runners import prefetch
+from runners import prefetch, workspace
 from runners.children import die_with_parent
 from runners.context import WorkerContext, current, has_context, install
-from runners.queue import QUEUE_NAME
+from runners.queue import QUEUE_NAME, BuildQueue
 from runners.reaper import Reaper
 from runners.records import BuildStatus, BuildStore
+from runners.servicelog import get_logger
+from runners.watchdog import HorseWatch
+
+log = get_logger(__name__)
 
 
 def default_worker_name() -> str:
@@ -34,12 +37,23 @@ def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[byt
     the job prepared (a good part of 100 ms here): the build's first log line, so the user
     following it sees who has it (bench/first_log.py), and the start of the commit's fetch
     (runners/prefetch.py). Returns that fetch's process, for `prefetch.finish`."""
-    with contextlib.suppress(RedisError):
+    try:
         store = BuildStore(connection)
         record = store.get(build_id)
         if record is not None and record.status is BuildStatus.QUEUED:
             store.append_log(build_id, [f"==> taken by worker {worker}"])
             return prefetch.start(current(), record) if has_context() else None
+    except RedisError:
+        pass
+    except Exception as exc:  # this runs in the worker itself, which must live on
+        # A record or plan that cannot be read (a NUL byte in its ref, damaged JSON): the
+        # job itself meets the same and fails the build with the reason (runners/jobs.py).
+        # No traceback: its locals would quote the hostile plan at length.
+        log.error(
+            "cannot take the build as usual; the job will end it",
+            build_id=build_id,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
     return None
 
 
@@ -48,10 +62,20 @@ class _TakesBuilds(BaseWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> Any:
         fetch = _take(self.connection, job.id, self.name)
+        watch = self._watch(job.id)
         try:
             return super().execute_job(job, queue)
         finally:
+            if watch is not None:
+                watch.stop()
             prefetch.finish(job.id, fetch)
+            # The pipeline removes its directories itself, unless its horse was killed.
+            if has_context():
+                workspace.remove(current().state_dir, job.id)
+
+    def _watch(self, build_id: str) -> HorseWatch | None:
+        """The build's watch from outside its work horse, where there is one."""
+        return None
 
 
 class BuildWorker(_TakesBuilds, Worker):
@@ -62,6 +86,15 @@ class BuildWorker(_TakesBuilds, Worker):
     def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
         die_with_parent(signal.SIGKILL)
         super().main_work_horse(*args, **kwargs)
+
+    def _watch(self, build_id: str) -> HorseWatch | None:
+        config = current().config if has_context() else None
+        queue = BuildQueue.for_config(self.connection, config) if config else None
+        if queue is None:
+            return None
+        watch = HorseWatch(queue, build_id, self.name, lambda: self.horse_pid)
+        watch.start()
+        return watch
 
 
 class InProcessBuildWorker(_TakesBuilds, SimpleWorker):
@@ -90,6 +123,7 @@ def run_worker(
     worker = worker_class(
         [Queue(QUEUE_NAME, connection=connection)], connection=connection, name=name
     )
+    workspace.sweep(WorkerContext(config, {}, name).state_dir, BuildStore(connection))
     reaper = Reaper(connection, config)
     reaper.start()
     try:

@@ -129,11 +129,10 @@ def test_running_build_page_follows_the_log_live(redis: Redis, tmp_path: Path) -
         ["==> build r1", "Step 1/3 : FROM base"],
     )
     page = client_for(redis, tmp_path).get("/builds/r1").text
-    assert 'data-finished="false"' in page
-    assert (
-        "new EventSource(`/api/builds/${build}/log?follow=true&start=${log.children.length}`)"
-        in page
-    )
+    assert 'data-finished="false"' in page and 'data-first="0"' in page
+    # The page shows the log's tail: the stream starts after its last line shown.
+    assert "const shown = Number(log.dataset.first) + log.children.length;" in page
+    assert "new EventSource(`/api/builds/${build}/log?follow=true&start=${shown}`)" in page
 
 
 def test_unknown_build_is_404(redis: Redis, tmp_path: Path) -> None:

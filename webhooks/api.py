@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from builder.config import ServerConfig
 from builder.plan import BuildPlan
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
-from runners.records import BuildQuery, BuildStatus
+from runners.records import LOG_PAGE, BuildQuery, BuildStatus
 from webhooks import badge
 from webhooks.auth import refuse_change, refuse_read
 from webhooks.follow import follow
@@ -96,8 +96,22 @@ class BuildsApi:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        lines = await run_in_threadpool(self.store.log_lines, build_id, start)
-        return PlainTextResponse("".join(f"{line}\n" for line in lines))
+        return StreamingResponse(
+            self._log_text(build_id, start), media_type="text/plain; charset=utf-8"
+        )
+
+    async def _log_text(self, build_id: str, start: int) -> AsyncIterator[str]:
+        """The log in pages (LRANGE), each sent before the next is read: a 200 MB log
+        never sits whole in the server's memory, however many read it at once."""
+        while True:
+            lines = await run_in_threadpool(
+                self.store.log_lines, build_id, start, start + LOG_PAGE - 1
+            )
+            if lines:
+                yield "".join(f"{line}\n" for line in lines)
+            if len(lines) < LOG_PAGE:
+                return
+            start += len(lines)
 
     async def badge(self, request: Request) -> Response:
         path = request.path_params["rest"]

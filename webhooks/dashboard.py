@@ -37,6 +37,7 @@ TEMPLATES.env.finalize = _printable  # read as each template is compiled, on fir
 STATIC = Path(__file__).with_name("static")
 PAGE = 50
 RECENT_WINDOW = 2000  # builds the repositories page looks through
+LOG_TAIL = 2000  # log lines a build page shows
 
 
 class Dashboard:
@@ -100,13 +101,18 @@ class Dashboard:
         record = await run_in_threadpool(self.store.get, build_id)
         if record is None:
             return HTMLResponse(f"<p>No build {escape(printable(build_id))}.</p>", status_code=404)
-        lines = await run_in_threadpool(self.store.log_lines, build_id)
+        # The log's tail only: a page holds at most LOG_TAIL lines, however long the log;
+        # the rest is a link away (the API streams it whole).
+        total = await run_in_threadpool(self.store.log_length, build_id)
+        first = max(0, total - LOG_TAIL)
+        lines = await run_in_threadpool(self.store.log_lines, build_id, first)
         return TEMPLATES.TemplateResponse(
             request,
             "build.html",
             {
                 "build": self.queue.describe(record),
                 "lines": lines,
+                "first_line": first,
                 "finished": record.status.finished,
                 "patterns": loglines.for_javascript(),
             },

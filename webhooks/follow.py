@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 
-from runners.records import BuildStore
+from runners.records import LOG_PAGE, BuildStore
 
 POLL_SECONDS = 0.1
 KEEPALIVE_SECONDS = 15.0
@@ -37,10 +37,13 @@ async def follow(store: BuildStore, build_id: str, start: int) -> AsyncIterator[
         if record is not None and not record.status.finished and record.status != status:
             status = record.status.value
             yield f"event: status\ndata: {status}\n\n"
-        lines = await run_in_threadpool(store.log_lines, build_id, sent)
+        # A page at a time: a long log is never read whole (runners/records.py).
+        lines = await run_in_threadpool(store.log_lines, build_id, sent, sent + LOG_PAGE - 1)
         for line in lines:
             yield _event(sent, line)
             sent += 1
+        if len(lines) == LOG_PAGE:
+            continue  # more to send now
         if record is None or record.status.finished:
             status = record.status.value if record else "gone"
             yield f"event: end\ndata: {json.dumps({'status': status, 'lines': sent})}\n\n"

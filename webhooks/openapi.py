@@ -49,6 +49,7 @@ BUILD = {
         "pusher": {"type": ["string", "null"]},
         "delivery_id": {"type": ["string", "null"]},
         "attempt": {"type": "integer"},
+        "log_cut": {"type": "boolean", "description": "the log reached logs.max_bytes"},
     },
 }
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
