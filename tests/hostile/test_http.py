@@ -9,7 +9,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +29,7 @@ from builder.config import Config, parse_config
 from runners import servicelog
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.conftest import github_signature
-from tests.services import docker_env, free_port, wait_until
+from tests.services import docker_env, free_port, port_open, wait_until
 from webhooks.app import create_app
 from webhooks.connections import guarded_config
 
@@ -453,3 +457,42 @@ def test_a_client_that_hangs_up_mid_body_is_one_quiet_line(
     assert "Traceback" not in log.getvalue()
     [line] = [json.loads(x) for x in log.getvalue().splitlines() if '"delivery"' in x]
     assert "disconnected" in line["reason"]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("processes", [1, 2])
+def test_hookbuild_serve_times_out_half_sent_headers_in_every_serving_mode(
+    redis_url: str, docker_host: str, tmp_path: Path, processes: int
+) -> None:
+    """#11: `hookbuild serve`, in one process or several, closes connections whose headers
+    are not complete within server.header_timeout_seconds, and answers meanwhile."""
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    config.write_text(
+        f"state_dir: {tmp_path}\n"
+        f"server: {{listen: '127.0.0.1:{port}', header_timeout_seconds: 1}}\n"
+        "repositories: []\n"
+    )
+    env = {**docker_env(docker_host), "PYTHONPATH": os.getcwd()}
+    argv = ["serve", "--config", str(config), "--redis-url", redis_url]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runners.cli", *argv, "--processes", str(processes)], env=env
+    )
+    try:
+        wait_until(lambda: port_open(port), 30, "hookbuild serve")
+        served = Served(port)
+        slow = [served.connect() for _ in range(10)]
+        for connection in slow:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        health = httpx.get(f"{served.url}/healthz", timeout=5)
+        deadline = started + 5
+        closed = [read_all(c, max(0.1, deadline - time.monotonic())) for c in slow]
+        for connection in slow:
+            connection.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+    assert health.status_code == 200
+    assert all(c.startswith(b"HTTP/1.1 408") for c in closed), closed[0]
