@@ -3,9 +3,8 @@ listening socket, for more webhooks a second than one Python process can take.
 
 Both serve with webhooks/connections.py's protocol: slow or half-open clients are timed
 out and the connections per process are capped. Several processes are uvicorn's own
-supervisor: each is started fresh (spawn) and builds
-the app from the environment this process leaves it (`app_from_environment`), and each dies
-with this one, even on SIGKILL.
+supervisor: each is started fresh (spawn) and builds the app from the environment this
+process leaves it (`app_from_environment`), and each dies with this one, even on SIGKILL.
 """
 
 from __future__ import annotations
