@@ -77,6 +77,15 @@ class ServerConfig(StrictModel):
     public: bool = True
     # Serving processes sharing the port: more webhooks a second, ~75 MB each.
     processes: int = Field(default=1, ge=1, le=64)
+    # Slow or idle clients (slowloris): a request's headers must be complete this long after
+    # it starts, its body read this long after that, or the connection is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Open connections per serving process; past it new ones get a 503 and are closed, so
+    # the process never runs out of descriptors.
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # A request's line and headers together (the body has max_body_bytes): 431 past it.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
     @field_validator("listen")
     @classmethod

@@ -16,6 +16,34 @@ from runners.keys import PREFIX
 from runners.records import BuildStatus, BuildStore, text
 
 MAX_DELIVERIES = 10_000
+# Each text field's bound, in characters, far above what an honest forge sends: a delivery's
+# line costs about 2 KB at most whatever an anonymous request sent (10,000 lines: ~20 MB),
+# and `/api/events?limit=200` stays well under a megabyte. The receiver bounds the same
+# fields before it logs or answers (webhooks/bounds.py); this is the store's own floor.
+FIELD_CHARS = {
+    "forge": 32,
+    "reason": 1024,  # may quote the fields below
+    "event": 64,
+    "delivery_id": 128,  # forges send UUIDs or 40-hex digests
+    "repository": 256,  # GitLab's nested groups make the longest full names
+    "ref": 256,
+    "sha": 64,
+}
+
+
+def clip(value: str, limit: int) -> str:
+    """`value`, cut to `limit` characters with a marker that says how much was cut."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}…[{len(value) - limit} more characters]"
+
+
+def _bounded(data: dict[str, Any]) -> dict[str, Any]:
+    for name, limit in FIELD_CHARS.items():
+        value = data.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            data[name] = clip(value, limit)
+    return data
 
 
 @dataclass
@@ -38,7 +66,7 @@ class DeliveryRecord:
         # Shallow (`asdict` copies deeply): written for every delivery.
         data = {name: getattr(self, name) for name in _DELIVERY_FIELDS}
         data["builds"] = list(self.builds)
-        return data
+        return _bounded(data)
 
 
 _DELIVERY_FIELDS = tuple(
@@ -86,7 +114,8 @@ class DeliveryLog:
         )
         records = []
         for entry_id, entry in entries:
-            data = json.loads(text(entry[b"record"]))
+            # Bounded again on the way out: lines written before the bounds existed.
+            data = _bounded(json.loads(text(entry[b"record"])))
             data["id"] = text(entry_id)
             records.append(data)
         return records

@@ -1,9 +1,10 @@
 """Serve the app (receiver, API, dashboard): in this process, or in several that share one
 listening socket, for more webhooks a second than one Python process can take.
 
-Several processes are uvicorn's own supervisor: each is started fresh (spawn) and builds
-the app from the environment this process leaves it (`app_from_environment`), and each dies
-with this one, even on SIGKILL.
+Both serve with webhooks/connections.py's protocol: slow or half-open clients are timed
+out and the connections per process are capped. Several processes are uvicorn's own
+supervisor: each is started fresh (spawn) and builds the app from the environment this
+process leaves it (`app_from_environment`), and each dies with this one, even on SIGKILL.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from builder.config import Config
 from runners import redisclient, servicelog
 from runners.children import die_with_parent
 from runners.configload import load_config_compact
+from webhooks.connections import ensure_descriptors, guarded_config
 
 CONFIG_ENV = "HOOKBUILD_SERVE_CONFIG"
 REDIS_ENV = "HOOKBUILD_SERVE_REDIS_URL"
@@ -45,20 +47,25 @@ class _Server(uvicorn.Server):
 def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) -> None:
     """Serve until SIGINT or SIGTERM, then return (so callers can clean up)."""
     host, port = config.server.host, config.server.port
+    ensure_descriptors(config.server.max_connections)
     if processes <= 1:
         from webhooks.app import create_app
 
         connection = redisclient.from_url(redis_url, retries=redisclient.ANSWERING_RETRIES)
         app = _frozen(create_app(config, connection))
-        _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)).run()
+        settings = guarded_config(
+            app, config.server, host=host, port=port, log_config=None, access_log=False
+        )
+        _Server(settings).run()
         return
     from uvicorn.supervisors import Multiprocess
 
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     os.environ[REDIS_ENV] = redis_url
     os.environ[servicelog.FORMAT_ENV], os.environ[servicelog.LEVEL_ENV] = servicelog.current()
-    settings = uvicorn.Config(
+    settings = guarded_config(
         "runners.server:app_from_environment",
+        config.server,
         factory=True,
         host=host,
         port=port,

@@ -17,8 +17,10 @@ from runners.records import LOG_PAGE, BuildQuery, BuildStatus
 from webhooks import badge
 from webhooks.auth import refuse_change, refuse_read
 from webhooks.follow import follow
+from webhooks.params import number, query_int
 
 MAX_PAGE = 200
+MAX_OFFSET = 10**9
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -33,12 +35,6 @@ def build_query(params: Mapping[str, str]) -> BuildQuery:
         status=BuildStatus(status) if status else None,
         ref=params.get("ref") or None,
     )
-
-
-def _int(value: str | None, default: int, low: int, high: int) -> int:
-    if value is None or not value.lstrip("-").isdigit():
-        return default
-    return max(low, min(high, int(value)))
 
 
 class BuildsApi:
@@ -61,8 +57,8 @@ class BuildsApi:
         return guarded
 
     async def list_builds(self, request: Request) -> Response:
-        limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
-        offset = _int(request.query_params.get("offset"), 0, 0, 10**9)
+        limit = query_int(request.query_params, "limit", 50, 1, MAX_PAGE)
+        offset = query_int(request.query_params, "offset", 0, 0, MAX_OFFSET)
         try:
             query = build_query(request.query_params)
         except ValueError as exc:
@@ -86,11 +82,11 @@ class BuildsApi:
         record = await run_in_threadpool(self.store.get, build_id)
         if record is None:
             return JSONResponse({"error": "no such build"}, 404)
-        start = _int(request.query_params.get("start"), 0, 0, 10**9)
+        start = query_int(request.query_params, "start", 0, 0, MAX_OFFSET)
         if request.query_params.get("follow") in ("true", "1", "yes"):
             last = request.headers.get("last-event-id", "")
-            if last.isdigit():
-                start = int(last) + 1  # a reconnect resumes after the last line it got
+            if last:  # a reconnect resumes after the last line it got
+                start = number(last, "Last-Event-ID", 0, MAX_OFFSET - 1) + 1
             return StreamingResponse(
                 follow(self.store, build_id, start),
                 media_type="text/event-stream",
@@ -146,7 +142,7 @@ class BuildsApi:
         return JSONResponse({"builds": [build_id], "rebuild_of": record.id}, 202)
 
     async def list_deliveries(self, request: Request) -> Response:
-        limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
+        limit = query_int(request.query_params, "limit", 50, 1, MAX_PAGE)
         events = await run_in_threadpool(
             lambda: with_build_outcomes(self.deliveries.recent(limit), self.store)
         )

@@ -12,6 +12,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -27,12 +28,18 @@ from runners.intakebatch import IntakeBatcher
 from runners.queue import BuildQueue
 from webhooks import openapi
 from webhooks.api import BuildsApi
+from webhooks.auth import refuse_read
+from webhooks.bounds import clip
 from webhooks.dashboard import STATIC, Dashboard
+from webhooks.errors import RequestRejected
 from webhooks.forges import ForgeDriver, default_drivers
+from webhooks.headers import SecurityHeaders
 from webhooks.metrics import render_metrics
 from webhooks.preview import PreviewEndpoint
 from webhooks.receiver import WebhookReceiver
 from webhooks.trigger import TriggerEndpoint
+
+PATH_CHARS = 256  # an unknown path, as echoed in its 404
 
 
 def _ping_docker(environ: Mapping[str, str]) -> None:
@@ -45,11 +52,24 @@ def _ping_docker(environ: Mapping[str, str]) -> None:
 
 async def _not_found(request: Request, _exc: Exception) -> Response:
     # API clients get our JSON error shape, never Starlette's plain-text page.
-    return JSONResponse({"error": f"no such endpoint: {request.url.path}"}, 404)
+    return JSONResponse({"error": f"no such endpoint: {clip(request.url.path, PATH_CHARS)}"}, 404)
 
 
 async def _not_allowed(request: Request, _exc: Exception) -> Response:
-    return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
+    return JSONResponse(
+        {"error": f"{request.method} is not allowed on {clip(request.url.path, PATH_CHARS)}"}, 405
+    )
+
+
+async def _rejected(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestRejected)  # the handler is registered for it alone
+    return JSONResponse({"error": str(exc)}, exc.status_code)
+
+
+def _unhealthy(exc: Exception, detailed: bool) -> dict[str, Any]:
+    if detailed:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": False, "error": "unreachable (the token shows why)"}
 
 
 def create_app(
@@ -67,21 +87,25 @@ def create_app(
     trigger = TriggerEndpoint(config, queue)
     dashboard = Dashboard(config, queue, deliveries)
 
-    async def healthz(_request: Request) -> Response:
-        """Redis and the Docker engine (this process's DOCKER_HOST) reachable, with timings."""
+    async def healthz(request: Request) -> Response:
+        """Redis and the Docker engine (this process's DOCKER_HOST) reachable, with timings.
+
+        Open to all, for load balancers, even with private reads; then the errors (which
+        name hosts, ports and sockets) are told only to a caller with the token."""
+        detailed = refuse_read(request, config.server) is None
         answer: dict[str, Any] = {}
         started = time.perf_counter()
         try:
             await run_in_threadpool(connection.ping)
             answer["redis"] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
         except RedisError as exc:
-            answer["redis"] = {"ok": False, "error": str(exc)}
+            answer["redis"] = _unhealthy(exc, detailed)
         started = time.perf_counter()
         try:
             await run_in_threadpool(_ping_docker, docker_environ)
             answer["docker"] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
         except HookbuildError as exc:
-            answer["docker"] = {"ok": False, "error": str(exc)}
+            answer["docker"] = _unhealthy(exc, detailed)
         healthy = answer["redis"]["ok"] and answer["docker"]["ok"]
         return JSONResponse(answer, 200 if healthy else 503)
 
@@ -106,7 +130,8 @@ def create_app(
 
     return Starlette(
         lifespan=lifespan,
-        exception_handlers={404: _not_found, 405: _not_allowed},
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: _not_found, 405: _not_allowed, RequestRejected: _rejected},
         routes=[
             Route("/", api.reads(dashboard.repositories), methods=["GET"]),
             Route("/builds", api.reads(dashboard.builds), methods=["GET"]),
@@ -121,10 +146,10 @@ def create_app(
             Route("/api/builds/{build_id}/cancel", api.changes(api.cancel), methods=["POST"]),
             Route("/api/builds/{build_id}/rebuild", api.changes(api.rebuild), methods=["POST"]),
             Route("/api/events", api.reads(api.list_deliveries), methods=["GET"]),
-            Route("/api/openapi.json", openapi_document, methods=["GET"]),
-            Route("/api/preview", PreviewEndpoint(config).handle, methods=["POST"]),
+            Route("/api/openapi.json", api.reads(openapi_document), methods=["GET"]),
+            Route("/api/preview", api.reads(PreviewEndpoint(config).handle), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/badge/{rest:path}", api.badge, methods=["GET"]),
+            Route("/metrics", api.reads(metrics), methods=["GET"]),
+            Route("/badge/{rest:path}", api.reads(api.badge), methods=["GET"]),
         ],
     )

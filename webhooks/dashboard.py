@@ -19,7 +19,8 @@ from builder.printable import printable, printable_lines, without_colours
 from runners.deliverylog import DeliveryLog, with_build_outcomes
 from runners.queue import BuildQueue
 from runners.records import BuildQuery, BuildStatus
-from webhooks.api import build_query
+from webhooks.api import MAX_OFFSET, build_query
+from webhooks.params import query_int
 
 
 def _printable(value: object) -> object:
@@ -69,7 +70,7 @@ class Dashboard:
     async def builds(self, request: Request) -> Response:
         params = request.query_params
         filters = {k: params.get(k) or None for k in ("repository", "status", "ref")}
-        offset = int(params.get("offset", "0")) if params.get("offset", "0").isdigit() else 0
+        offset = query_int(params, "offset", 0, 0, MAX_OFFSET)
 
         try:
             query = build_query(params)

@@ -1,11 +1,17 @@
-"""Errors a delivery can be rejected with, each mapped to the HTTP status the forge sees."""
+"""Errors a request can be rejected with, each mapped to the HTTP status the client sees."""
 
 from __future__ import annotations
 
 from builder.errors import HookbuildError
 
 
-class DeliveryRejected(HookbuildError):
+class RequestRejected(HookbuildError):
+    """Anything we refuse to act on; answered as `{"error": str(exc)}` with `status_code`."""
+
+    status_code = 400
+
+
+class DeliveryRejected(RequestRejected):
     status_code = 400
 
 
@@ -23,3 +29,21 @@ class UnknownRepository(DeliveryRejected):
 
 class PayloadTooLarge(DeliveryRejected):
     status_code = 413
+
+
+class BodyTooSlow(DeliveryRejected):
+    """The body did not arrive within `server.body_timeout_seconds`."""
+
+    status_code = 408
+
+
+class ClientGone(DeliveryRejected):
+    """The client hung up before its body was read: nobody gets the answer."""
+
+    status_code = 400
+
+
+class BadParameter(RequestRejected):
+    """A query parameter or header that should be a number, and is not, or is out of range."""
+
+    status_code = 400

@@ -117,6 +117,7 @@ def spec() -> dict[str, Any]:
                         "400": _json(ERROR, "malformed"),
                         "401": _json(ERROR, "bad signature"),
                         "404": _json(ERROR, "unknown forge or repository"),
+                        "408": _json(ERROR, "the body came too slowly"),
                         "413": _json(ERROR, "too large"),
                         "503": _json(ERROR, "could not queue; redeliver"),
                     },
@@ -159,7 +160,7 @@ def spec() -> dict[str, Any]:
                         {
                             "name": "offset",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 0},
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
                         },
                     ],
                     "responses": {
@@ -178,7 +179,7 @@ def spec() -> dict[str, Any]:
                             },
                             "a page",
                         ),
-                        "400": _json(ERROR, "an unknown status"),
+                        "400": _json(ERROR, "an unknown status, or a malformed number"),
                     },
                 }
             },
@@ -200,7 +201,11 @@ def spec() -> dict[str, Any]:
                     ),
                     "parameters": [
                         _id(),
-                        {"name": "start", "in": "query", "schema": {"type": "integer"}},
+                        {
+                            "name": "start",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+                        },
                         {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
                     ],
                     "responses": {
@@ -208,6 +213,7 @@ def spec() -> dict[str, Any]:
                             "description": "the log",
                             "content": {"text/plain": {}, "text/event-stream": {}},
                         },
+                        "400": _json(ERROR, "a malformed start or Last-Event-ID"),
                         "404": _json(ERROR, "no such build"),
                     },
                 }
@@ -237,13 +243,20 @@ def spec() -> dict[str, Any]:
                         "401": _json(ERROR, "needs the token"),
                         "403": _json(ERROR, "no token configured"),
                         "404": _json(ERROR, "no such build"),
+                        "409": _json(ERROR, "the build kept no plan to run again"),
                     },
                 }
             },
             "/api/events": {
                 "get": {
                     "summary": "Webhook deliveries and what came of each",
-                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        }
+                    ],
                     "responses": {
                         "200": _json(
                             {
@@ -254,7 +267,8 @@ def spec() -> dict[str, Any]:
                                 },
                             },
                             "deliveries",
-                        )
+                        ),
+                        "400": _json(ERROR, "a malformed limit"),
                     },
                 }
             },
@@ -268,6 +282,7 @@ def spec() -> dict[str, Any]:
                         ),
                         "400": _json(ERROR, "bad request"),
                         "404": _json(ERROR, "no such repository"),
+                        "413": _json(ERROR, "too large"),
                     },
                 }
             },

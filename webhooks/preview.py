@@ -16,6 +16,9 @@ from builder.config import Config
 from builder.events import PushEvent
 from builder.manual import TriggerRequestError, checked_sha
 from builder.rules import decide
+from webhooks.body import read_limited
+from webhooks.bounds import NAME_CHARS, REASON_CHARS, clip
+from webhooks.errors import RequestRejected
 
 PLACEHOLDER_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -64,7 +67,7 @@ class PreviewEndpoint:
 
 async def _answer(request: Request, config: Config) -> JSONResponse:
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(await read_limited(request, config.server) or b"{}")
         if not isinstance(body, dict) or not isinstance(body.get("repository"), str):
             raise TriggerRequestError('give {"repository": ..., "ref": ...}')
         ref = body.get("ref")
@@ -77,9 +80,8 @@ async def _answer(request: Request, config: Config) -> JSONResponse:
             raise TriggerRequestError('"changed" must be a list of paths')
         message = body.get("message")
         if config.repository_named(body["repository"]) is None:
-            return JSONResponse(
-                {"error": f"no repository {body['repository']!r} in the config"}, 404
-            )
+            shown = clip(body["repository"], NAME_CHARS)
+            return JSONResponse({"error": f"no repository {shown!r} in the config"}, 404)
         return JSONResponse(
             preview(
                 config,
@@ -91,4 +93,6 @@ async def _answer(request: Request, config: Config) -> JSONResponse:
             )
         )
     except (json.JSONDecodeError, UnicodeDecodeError, TriggerRequestError) as exc:
-        return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse({"error": clip(str(exc), REASON_CHARS)}, 400)
+    except RequestRejected as exc:
+        return JSONResponse({"error": str(exc)}, exc.status_code)

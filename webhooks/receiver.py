@@ -9,6 +9,7 @@ record an accepted delivery gets 5xx, so that the forge or a person can redelive
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,10 +29,30 @@ from runners.intakebatch import IntakeBatcher
 from runners.queue import BuildQueue, Submitted
 from runners.servicelog import get_logger
 from webhooks.body import read_limited
-from webhooks.errors import DeliveryRejected, MalformedPayload, UnknownRepository
+from webhooks.bounds import (
+    DELIVERY_ID_CHARS,
+    EVENT_CHARS,
+    FORGE_CHARS,
+    NAME_CHARS,
+    REASON_CHARS,
+    clip,
+    clip_optional,
+)
+from webhooks.errors import (
+    DeliveryRejected,
+    MalformedPayload,
+    SignatureInvalid,
+    UnknownRepository,
+)
 from webhooks.forges.base import ForgeDriver
 
 log = get_logger(__name__)
+
+# With private reads, the answer to an unknown repository is this one, the same as to a bad
+# signature, so that an anonymous caller cannot list the configured repositories.
+NOT_VERIFIED = "the delivery could not be verified: check the webhook's secret"
+# Verified against on an unknown repository, so that it costs what a bad signature costs.
+_DECOY_SECRET = secrets.token_hex(16)
 
 
 class WebhookReceiver:
@@ -57,13 +78,16 @@ class WebhookReceiver:
         driver = self.drivers.get(forge)
         if driver is None:
             known = ", ".join(sorted(self.drivers))
-            return JSONResponse({"error": f"unknown forge {forge!r}; hooks exist for {known}"}, 404)
+            return JSONResponse(
+                {"error": f"unknown forge {clip(forge, FORGE_CHARS)!r}; hooks exist for {known}"},
+                404,
+            )
         note = DeliveryRecord(forge=forge)
         try:
             response = await self._receive(forge, driver, request, note)
         except DeliveryRejected as exc:
-            note.reason = str(exc)
-            response = JSONResponse({"error": str(exc)}, exc.status_code)
+            note.reason = clip(str(exc), REASON_CHARS)
+            response = self._rejected(exc, note.reason)
         note.status = response.status_code
         if not note.logged and not note.unwritable:
             await run_in_threadpool(self._log, note)
@@ -80,6 +104,11 @@ class WebhookReceiver:
         )
         return response
 
+    def _rejected(self, exc: DeliveryRejected, reason: str) -> JSONResponse:
+        if not self.config.server.public and isinstance(exc, SignatureInvalid | UnknownRepository):
+            return JSONResponse({"error": NOT_VERIFIED}, SignatureInvalid.status_code)
+        return JSONResponse({"error": reason}, exc.status_code)
+
     def _log(self, note: DeliveryRecord) -> None:
         # The answer matters more than its record.
         with contextlib.suppress(RedisError):
@@ -88,27 +117,33 @@ class WebhookReceiver:
     async def _receive(
         self, forge: str, driver: ForgeDriver, request: Request, note: DeliveryRecord
     ) -> JSONResponse:
-        body = await read_limited(request, self.config.server.max_body_bytes)
+        body = await read_limited(request, self.config.server)
         headers = request.headers
         event = driver.event_name(headers)
-        note.event, note.delivery_id = event, driver.delivery_id(headers)
+        # Bounded before anything stores, logs or echoes them (the delivery id is also the
+        # dedup key); the event is used whole only to pick the parser.
+        note.event = clip_optional(event, EVENT_CHARS)
+        note.delivery_id = clip_optional(driver.delivery_id(headers), DELIVERY_ID_CHARS)
         if not event:
             raise MalformedPayload(f"no event header: is this a {forge} webhook?")
         pinged = event == "ping" or event in driver.ping_events
         if pinged and not body.strip():
-            return self._ignored(note, f"{event}: the webhook is set up")
+            return self._ignored(note, f"{note.event}: the webhook is set up")
         payload = _decode(body)
         # The secret belongs to a repository, so the payload is decoded to find it; nothing
         # in it is acted on until the signature over the raw bytes is verified.
         name = driver.repository_name(event, payload)
-        note.repository = name
+        note.repository = clip_optional(name, NAME_CHARS)
         if name is None:
             if pinged:
-                return self._ignored(note, f"{event} names no repository; nothing to verify")
-            raise MalformedPayload(f"the {event} payload names no repository")
+                return self._ignored(note, f"{note.event} names no repository; nothing to verify")
+            raise MalformedPayload(f"the {note.event} payload names no repository")
         repository = self.config.repository(forge, name)
         if repository is None:
-            raise UnknownRepository(f"no {forge} repository {name!r} in the config")
+            if not self.config.server.public:
+                with contextlib.suppress(SignatureInvalid):
+                    driver.verify(headers, body, _DECOY_SECRET)
+            raise UnknownRepository(f"no {forge} repository {note.repository!r} in the config")
         driver.verify(headers, body, repository.secret, repository.signing_token)
 
         parsed = driver.parse(event, payload, note.delivery_id)

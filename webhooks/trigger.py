@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import secrets
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,7 +21,10 @@ from builder.manual import TriggerRequestError, checked_sha, requested_ref
 from runners.manual import request_build
 from runners.queue import BuildQueue
 from webhooks.body import read_limited
+from webhooks.bounds import NAME_CHARS, clip
 from webhooks.errors import DeliveryRejected
+
+_DECOY_TOKEN = secrets.token_hex(16)  # never matches: nobody knows it
 
 
 class TriggerEndpoint:
@@ -31,17 +35,14 @@ class TriggerEndpoint:
     async def handle(self, request: Request) -> JSONResponse:
         name, _, token = request.path_params["rest"].rpartition("/")
         repository = self.config.repository_named(name)
-        if repository is None:
-            return JSONResponse({"error": f"no repository {name!r} in the config"}, 404)
-        if not repository.trigger_token:
-            return JSONResponse(
-                {"error": f"triggers are off for {name!r}: set its trigger_token in the config"},
-                403,
-            )
-        if not hmac.compare_digest(token.encode(), repository.trigger_token.encode()):
-            return JSONResponse({"error": "wrong trigger token"}, 401)
+        expected = repository.trigger_token if repository is not None else None
+        # Compared even when there is nothing to compare with, so that an unknown repository
+        # costs what a wrong token costs.
+        matches = hmac.compare_digest(token.encode(), (expected or _DECOY_TOKEN).encode())
+        if repository is None or not expected or not matches:
+            return self._refused(repository is None, bool(expected), name)
         try:
-            body = await read_limited(request, self.config.server.max_body_bytes)
+            body = await read_limited(request, self.config.server)
             data = json.loads(body) if body.strip() else {}
             if not isinstance(data, dict):
                 raise TriggerRequestError("the body must be a JSON object")
@@ -59,3 +60,17 @@ class TriggerEndpoint:
         if outcome.skipped:
             return JSONResponse(answer | {"skipped": outcome.skipped})
         return JSONResponse(answer, 202)
+
+    def _refused(self, unknown: bool, enabled: bool, name: str) -> JSONResponse:
+        if not self.config.server.public:
+            # Private reads: one answer for all three, or it would list the repositories.
+            return JSONResponse({"error": "wrong trigger token"}, 401)
+        shown = clip(name, NAME_CHARS)
+        if unknown:
+            return JSONResponse({"error": f"no repository {shown!r} in the config"}, 404)
+        if not enabled:
+            return JSONResponse(
+                {"error": f"triggers are off for {shown!r}: set its trigger_token in the config"},
+                403,
+            )
+        return JSONResponse({"error": "wrong trigger token"}, 401)
