@@ -236,7 +236,7 @@ class MirrorCache:
         wanted = {name.rstrip("/") for name in names}
         with self._locked(self.mirror_path(clone_url)) as repo:
             try:
-                listing = repo.git.ls_tree("-z", treeish, "--", *sorted(wanted))
+                listing = repo.git.ls_tree("-z", "--end-of-options", treeish, "--", *sorted(wanted))
             except git.GitCommandError:
                 return None  # no such directory (or not one) at that commit
         modes = {}
@@ -441,7 +441,7 @@ class MirrorCache:
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile() as stream:
             try:
-                repo.archive(stream, treeish=sha, format="tar")
+                repo.git.archive("--format=tar", "--end-of-options", sha, output_stream=stream)
             except git.GitCommandError as exc:
                 raise from_git_error(exc, f"exporting {sha[:12]}") from exc
             stream.seek(0)
