@@ -126,7 +126,13 @@ def run_worker(
     workspace.sweep(WorkerContext(config, {}, name).state_dir, BuildStore(connection))
     reaper = Reaper(connection, config)
     reaper.start()
+    # RQ installs its SIGINT and SIGTERM handlers (a warm shutdown) and leaves them there;
+    # a process that ran a worker in-process (the tests, an embedding program) gets its own
+    # back, so that SIGTERM ends it instead of waiting for a worker that is gone.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return bool(worker.work(burst=burst, logging_level="INFO"))
     finally:
         reaper.stop()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
