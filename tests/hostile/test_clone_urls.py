@@ -25,7 +25,7 @@ from runners.deliverylog import DeliveryLog
 from runners.queue import QUEUE_NAME, BuildQueue
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
-from tests.conftest import MakeRepo, github_push_body, github_signature, local_clone_settings
+from tests.conftest import MakeRepo, github_push_body, local_clone_settings
 from tests.git_http import GitHttpServer
 from tests.helpers import DOCKERFILE, SECRET, make_config, post_github_push
 from tests.registry import RegistryReader
@@ -349,20 +349,12 @@ def test_two_repositories_cannot_read_each_others_commits_through_the_mirror(
         store = BuildStore(redis)
         builds: list[str] = []
         for repository, delivery in (("acme/private", "p-1"), ("acme/public", "p-2")):
-            body = github_push_body(repository, "refs/heads/main", sha, url)
-            response = client.post(
-                "/hooks/github",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-GitHub-Event": "push",
-                    "X-GitHub-Delivery": delivery,
-                    "X-Hub-Signature-256": github_signature(SECRET, body),
-                },
+            status, answer = post_github_push(
+                client, repository, "refs/heads/main", sha, url, delivery=delivery, secret=SECRET
             )
-            assert response.status_code == 202, response.text
+            assert status == 202, answer
             work(config, redis, docker_host)
-            [build] = response.json()["builds"]
+            [build] = answer["builds"]
             builds.append(build)
         private_build, public_build = store.get_many(builds)
         assert private_build.status == BuildStatus.SUCCEEDED, store.log_lines(builds[0])
