@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -26,6 +27,9 @@ from runners.servicelog import get_logger
 from runners.watchdog import HorseWatch
 
 log = get_logger(__name__)
+
+# How long a stopping worker waits for its pubsub thread (RQ's own bound).
+PUBSUB_STOP_SECONDS = 1.0
 
 
 def default_worker_name() -> str:
@@ -76,6 +80,24 @@ class _TakesBuilds(BaseWorker):
     def _watch(self, build_id: str) -> HorseWatch | None:
         """The build's watch from outside its work horse, where there is one."""
         return None
+
+    def unsubscribe(self) -> None:
+        """RQ's own, with a bounded wait for its pubsub thread.
+
+        RQ stops the thread and then joins it for at most a second; since redis-py 8,
+        `PubSubWorkerThread.stop()` itself joins without a bound. The thread reads with a
+        60 s timeout, and when it has already taken UNSUBSCRIBE's reply (or Redis is away
+        or paused) nothing wakes it: a worker told to stop, or whose `hookbuild up` was
+        killed, lived on for up to a minute. The thread is a daemon; the process's exit
+        ends it."""
+        if not self.pubsub_thread:
+            return
+        self.log.info("Worker %s: unsubscribing from %s", self.name, self.pubsub_channel_name)
+        with contextlib.suppress(RedisError):  # Redis is gone: nothing to unsubscribe from
+            self.pubsub.unsubscribe()
+        self.pubsub_thread.stop(timeout=PUBSUB_STOP_SECONDS)
+        if not self.pubsub_thread.is_alive():
+            self.pubsub.close()  # closing under a reading thread would break its read
 
 
 class BuildWorker(_TakesBuilds, Worker):

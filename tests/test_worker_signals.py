@@ -6,9 +6,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from redis import Redis
+from rq import Queue
+
+from runners.queue import QUEUE_NAME
+from runners.worker import BuildWorker
 
 SCRIPT = textwrap.dedent(
     """
@@ -43,3 +48,22 @@ def test_sigterm_ends_a_process_after_its_in_process_worker(
     assert "worker done" in done.stdout, done.stderr
     assert "survived SIGTERM" not in done.stdout
     assert done.returncode == -signal.SIGTERM
+
+
+PAUSE_MS = 4_000
+
+
+def test_a_stopping_worker_does_not_wait_on_its_pubsub_read(redis: Redis, redis_url: str) -> None:
+    """CI caught a killed `hookbuild up` whose worker lived on past 30 s: redis-py 8's
+    `PubSubWorkerThread.stop()` joins without a bound, and the thread was in a read no
+    reply would end. A paused Redis holds UNSUBSCRIBE's reply back the same way."""
+    worker = BuildWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name="w1")
+    worker.subscribe()
+    admin = Redis.from_url(redis_url)
+    # Under 5 s, redis-py's socket timeout; Redis 7.0 holds back even CLIENT UNPAUSE.
+    admin.execute_command("CLIENT", "PAUSE", PAUSE_MS, "ALL")
+    admin.close()
+    started = time.monotonic()
+    worker.unsubscribe()
+    waited = time.monotonic() - started
+    assert waited < PAUSE_MS / 1000 - 1, f"unsubscribe waited {waited:.1f} s, as long as the pause"
