@@ -58,10 +58,10 @@ def test_a_stopping_worker_does_not_wait_on_its_pubsub_read(redis: Redis, redis_
     `PubSubWorkerThread.stop()` joins without a bound, and the thread was in a read no
     reply would end. A paused Redis holds UNSUBSCRIBE's reply back the same way."""
     worker = BuildWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name="w1")
-    worker.subscribe()
+    worker.subscribe()  # type: ignore[no-untyped-call]
     admin = Redis.from_url(redis_url)
     # Under 5 s, redis-py's socket timeout; Redis 7.0 holds back even CLIENT UNPAUSE.
-    admin.execute_command("CLIENT", "PAUSE", PAUSE_MS, "ALL")
+    admin.client_pause(PAUSE_MS, all=True)
     admin.close()
     started = time.monotonic()
     worker.unsubscribe()
