@@ -18,6 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from redis import Redis
+from schemathesis.checks import positive_data_acceptance
 
 from builder.config import parse_config
 from runners.queue import BuildQueue
@@ -75,6 +76,12 @@ def api_url(redis: Redis, docker_host: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+# What a webhook needs besides its path (the forge's event header, its signature, a body of
+# the forge's shape) differs by forge; OpenAPI cannot say it, so a request the document
+# allows is still refused with 400. The real forges' payloads are tested in test_forge_receivers.py.
+UNEXPRESSIBLE = {"POST /hooks/{forge}": [positive_data_acceptance]}
+
+
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
 def test_every_endpoint_answers_as_documented(operation: Any, api_url: str) -> None:
     @given(case=operation.as_strategy())
@@ -85,6 +92,10 @@ def test_every_endpoint_answers_as_documented(operation: Any, api_url: str) -> N
         suppress_health_check=list(HealthCheck),
     )
     def answers_as_documented(case: Any) -> None:
-        case.call_and_validate(base_url=api_url, headers={"Authorization": f"Bearer {TOKEN}"})
+        case.call_and_validate(
+            base_url=api_url,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            excluded_checks=UNEXPRESSIBLE.get(operation.label, []),
+        )
 
     answers_as_documented()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from builder.config import FORGES
+
 BUILD_STATUS = {"enum": ["queued", "running", "succeeded", "failed", "cancelled", "skipped"]}
 BUILD = {
     "type": "object",
@@ -110,7 +112,14 @@ def spec() -> dict[str, Any]:
             "/hooks/{forge}": {
                 "post": {
                     "summary": "Receive a forge's webhook",
-                    "parameters": [_id("forge")],
+                    "parameters": [
+                        {
+                            "name": "forge",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": list(FORGES)},
+                        }
+                    ],
                     "responses": {
                         "202": _json(BUILDS_QUEUED, "builds queued"),
                         "200": {"description": "ignored or skipped, with the reason"},
