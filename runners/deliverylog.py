@@ -59,8 +59,6 @@ class DeliveryRecord:
     sha: str | None = None
     builds: list[str] = field(default_factory=list)
     at: float = field(default_factory=time.time)
-    logged: bool = False  # already written (with its builds, in their transaction)
-    unwritable: bool = False  # Redis could not be reached: this line cannot be written either
 
     def to_json(self) -> dict[str, Any]:
         # Shallow (`asdict` copies deeply): written for every delivery.
@@ -69,9 +67,7 @@ class DeliveryRecord:
         return _bounded(data)
 
 
-_DELIVERY_FIELDS = tuple(
-    f.name for f in fields(DeliveryRecord) if f.name not in ("logged", "unwritable")
-)
+_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRecord))
 
 
 def with_build_outcomes(events: list[dict[str, Any]], store: BuildStore) -> list[dict[str, Any]]:
@@ -106,7 +102,6 @@ class DeliveryLog:
             maxlen=MAX_DELIVERIES,
             approximate=True,
         )
-        record.logged = True
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         entries = cast(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis import Redis
@@ -68,6 +68,9 @@ return id
 class Submitted:
     builds: list[str]
     duplicate: bool  # a redelivery: `builds` are the first delivery's
+    # The delivery's line was written with its builds, in their one call; a redelivery's
+    # (its outcome known only from the reply) is not.
+    logged: bool = False
 
 
 class BuildQueue:
@@ -123,7 +126,7 @@ class BuildQueue:
         packed, records = self.prepare(plans, delivery, note)
         (raw,) = self._intake(args=[packed])
         reply = IntakeReply.parse(raw)
-        return self.conclude(records, reply, note)
+        return self.conclude(records, reply, with_line=note is not None)
 
     async def submit_delivery_async(
         self,
@@ -139,8 +142,8 @@ class BuildQueue:
         packed, records = self.prepare(plans, (forge, delivery_id) if delivery_id else None, note)
         reply = IntakeReply.parse(await intake.run(packed))
         if reply.superseded:
-            return await asyncio.to_thread(self.conclude, records, reply, note)
-        return self.conclude(records, reply, note)
+            return await asyncio.to_thread(self.conclude, records, reply, with_line=True)
+        return self.conclude(records, reply, with_line=True)
 
     def prepare(
         self,
@@ -178,24 +181,22 @@ class BuildQueue:
                 )
             )
         if note is not None:
-            note.builds, note.outcome = ids, "built" if ids else "skipped"
-            note.status = 202 if ids else 200
-            self.deliveries.add(note, pipeline=common)
+            # The line as it reads should the call succeed; the caller's record is left
+            # as it is, since the call may yet fail and need a line of its own.
+            outcome = "built" if ids else "skipped"
+            line = replace(note, builds=ids, outcome=outcome, status=202 if ids else 200)
+            self.deliveries.add(line, pipeline=common)
         return call.pack(common), records
 
     def conclude(
-        self, records: list[BuildRecord], reply: IntakeReply, note: DeliveryRecord | None
+        self, records: list[BuildRecord], reply: IntakeReply, *, with_line: bool
     ) -> Submitted:
         """After the script: cancel what the new builds superseded; say what happened."""
         if reply.duplicate_of is not None:
-            if note is not None:
-                note.logged = False  # this delivery's own line: a duplicate, written apart
-                note.outcome, note.builds = "duplicate", reply.duplicate_of
-                note.reason = "this delivery id was received before"
             return Submitted(reply.duplicate_of, duplicate=True)
         for record, ready in zip(records, reply.ready, strict=True):
             # A delivery's own line names its builds; this one is for the other ways in.
-            (log.debug if note is not None else log.info)(
+            (log.debug if with_line else log.info)(
                 "build queued",
                 build_id=record.id,
                 repository=record.repository,
@@ -206,7 +207,9 @@ class BuildQueue:
             )
         for older, newer in reply.superseded:
             self.cancel(older, f"superseded by {newer}")
-        return Submitted([record.id for record in records], duplicate=False)
+        return Submitted(
+            [record.id for record in records], duplicate=False, logged=with_line
+        )
 
     @staticmethod
     def _record(plan: BuildPlan) -> BuildRecord:

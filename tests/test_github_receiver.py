@@ -261,3 +261,20 @@ def test_a_newer_push_supersedes_the_queued_build_of_its_branch(
     assert new is not None and new.status.value == "queued"
     # The newer push came within the burst window: it waits a moment for more.
     assert redis.exists(f"hookbuild:build:{newer_id}:settle")
+
+
+def test_a_delivery_whose_write_fails_has_its_line_in_the_events(
+    client: TestClient, redis: Redis
+) -> None:
+    """#16.3: the delivery's line went on the pipeline of a write Redis refused, and the
+    record was marked as written: `/api/events` never said what came of the delivery."""
+    from runners.keys import PREFIX
+
+    # The repository's slot set is a string: Redis refuses the intake (WRONGTYPE).
+    redis.set(f"{PREFIX}:slots:Codertocat/Hello-World", "not a set")
+    status, answer = deliver(client, fixture_bytes("github/push-branch-goscm.json"), delivery="w-1")
+    assert status == 503 and "redeliver" in answer["error"]
+    [line] = DeliveryLog(redis).recent()
+    assert (line["outcome"], line["status"], line["delivery_id"]) == ("error", 503, "w-1")
+    assert "WRONGTYPE" in line["reason"] and line["builds"] == []
+    assert BuildStore(redis).recent() == []

@@ -9,8 +9,10 @@ record an accepted delivery gets 5xx, so that the forge or a person can redelive
 from __future__ import annotations
 
 import contextlib
+import enum
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -55,6 +57,22 @@ NOT_VERIFIED = "the delivery could not be verified: check the webhook's secret"
 _DECOY_SECRET = secrets.token_hex(16)
 
 
+class Line(enum.Enum):
+    """What is left to do about a delivery's line in the delivery log."""
+
+    TO_WRITE = "to write"
+    WRITTEN = "written"  # with the delivery's builds, in their one call
+    UNWRITABLE = "unwritable"  # Redis is unreachable: writing it would fail the same way
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a delivery gets back, and what is left to do about its line."""
+
+    response: JSONResponse
+    line: Line = Line.TO_WRITE
+
+
 class WebhookReceiver:
     def __init__(
         self,
@@ -82,14 +100,17 @@ class WebhookReceiver:
                 {"error": f"unknown forge {clip(forge, FORGE_CHARS)!r}; hooks exist for {known}"},
                 404,
             )
+        # The receiver's own record of the delivery, filled in as it is read; the queue
+        # writes a copy of it with the builds, and this one only where that did not happen.
         note = DeliveryRecord(forge=forge)
         try:
-            response = await self._receive(forge, driver, request, note)
+            answer = await self._receive(forge, driver, request, note)
         except DeliveryRejected as exc:
             note.reason = clip(str(exc), REASON_CHARS)
-            response = self._rejected(exc, note.reason)
+            answer = Answer(self._rejected(exc, note.reason))
+        response = answer.response
         note.status = response.status_code
-        if not note.logged and not note.unwritable:
+        if answer.line is Line.TO_WRITE:
             await run_in_threadpool(self._log, note)
         log.info(
             "delivery",
@@ -116,7 +137,7 @@ class WebhookReceiver:
 
     async def _receive(
         self, forge: str, driver: ForgeDriver, request: Request, note: DeliveryRecord
-    ) -> JSONResponse:
+    ) -> Answer:
         body = await read_limited(request, self.config.server)
         headers = request.headers
         event = driver.event_name(headers)
@@ -160,7 +181,7 @@ class WebhookReceiver:
                 skipped.append(decision.skipped)
         if not plans:
             note.outcome, note.reason = "skipped", "; ".join(skipped) or "nothing to build"
-            return JSONResponse({"builds": [], "skipped": note.reason})
+            return Answer(JSONResponse({"builds": [], "skipped": note.reason}))
         tags_once = bool(getattr(driver, "tags_once", False))
         if tags_once or self.intake is None:
             return await run_in_threadpool(
@@ -177,9 +198,9 @@ class WebhookReceiver:
         return self._answer(submitted, skipped, note)
 
     @staticmethod
-    def _ignored(note: DeliveryRecord, reason: str) -> JSONResponse:
+    def _ignored(note: DeliveryRecord, reason: str) -> Answer:
         note.outcome, note.reason = "ignored", reason
-        return JSONResponse({"builds": [], "ignored": reason})
+        return Answer(JSONResponse({"builds": [], "ignored": reason}))
 
     def _enqueue(
         self,
@@ -189,7 +210,7 @@ class WebhookReceiver:
         skipped: list[str],
         tags_once: bool,
         note: DeliveryRecord,
-    ) -> JSONResponse:
+    ) -> Answer:
         claimed: list[tuple[str, str, str]] = []
         try:
             if tags_once:
@@ -207,24 +228,31 @@ class WebhookReceiver:
         return self._answer(submitted, skipped, note)
 
     @staticmethod
-    def _unqueued(note: DeliveryRecord, exc: RedisError) -> JSONResponse:
-        note.outcome, note.reason = "error", f"could not queue the builds: {exc}"
+    def _unqueued(note: DeliveryRecord, exc: RedisError) -> Answer:
+        note.outcome = "error"
+        note.reason = clip(f"could not queue the builds: {exc}", REASON_CHARS)
         # Writing the delivery's line would wait out the client's retries a second time
         # (~4 s each here) and fail the same way: the answer would come after Gitea's 5 s
-        # timeout, GitHub's 10 s soon after. The service log still has the line.
-        note.unwritable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
-        return JSONResponse(
+        # timeout, GitHub's 10 s soon after. The service log still has the line. A write
+        # Redis refused (a key of the wrong type, out of memory) leaves it reachable.
+        unreachable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
+        response = JSONResponse(
             {"error": f"could not queue the builds ({exc}); redeliver the webhook"}, 503
         )
+        return Answer(response, Line.UNWRITABLE if unreachable else Line.TO_WRITE)
 
     @staticmethod
-    def _answer(submitted: Submitted, skipped: list[str], note: DeliveryRecord) -> JSONResponse:
+    def _answer(submitted: Submitted, skipped: list[str], note: DeliveryRecord) -> Answer:
+        note.builds = submitted.builds
         if submitted.duplicate:
-            return JSONResponse({"builds": submitted.builds, "duplicate": True})
+            note.outcome, note.reason = "duplicate", "this delivery id was received before"
+            return Answer(JSONResponse({"builds": submitted.builds, "duplicate": True}))
+        note.outcome = "built" if submitted.builds else "skipped"
         answer: dict[str, Any] = {"builds": submitted.builds}
         if skipped:
             answer["skipped"] = note.reason
-        return JSONResponse(answer, 202 if submitted.builds else 200)
+        response = JSONResponse(answer, 202 if submitted.builds else 200)
+        return Answer(response, Line.WRITTEN if submitted.logged else Line.TO_WRITE)
 
     def _first_announcement_only(
         self,
