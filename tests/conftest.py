@@ -23,6 +23,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"
 REGISTRY_USER = ("hookbuild", "registry-secret-123")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the Docker engine (its fixtures reach `docker_host`) is marked
+    `docker`, whether or not it says so: `scripts/test --fast` leaves those out."""
+    for item in items:
+        if "docker_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+
+
 @pytest.fixture(scope="session")
 def service_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("services")
