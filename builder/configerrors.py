@@ -23,6 +23,10 @@ from builder.errors import ConfigProblem
 VALUE_CHARS = 60
 # How alike a misspelled key and a real one must be (difflib's ratio) to be suggested.
 _CUTOFF = 0.7
+# Keys whose values are secrets: a refused one is not shown (`hookbuild up` logs its errors).
+_SECRET_KEYS = frozenset(
+    {"secret", "signing_token", "trigger_token", "clone_token", "token", "password"}
+)
 # Errors whose message is ours (a validator's ValueError) already quote what they refuse.
 _OWN_MESSAGE = frozenset({"value_error", "assertion_error", "missing", "extra_forbidden"})
 
@@ -30,22 +34,19 @@ _OWN_MESSAGE = frozenset({"value_error", "assertion_error", "missing", "extra_fo
 def problems_from(error: ValidationError, root: type[BaseModel]) -> list[ConfigProblem]:
     """Every error of `error` (raised validating `root`), one problem a line."""
     problems: list[ConfigProblem] = []
-    unions: dict[tuple[str | int, ...], list[str]] = {}
+    # `latest: maybe` fails each member of `Literal["auto"] | bool`: one line says all.
+    unions: dict[tuple[str | int, ...], tuple[int, list[str]]] = {}
     for item in error.errors():
         raw = tuple(p for p in item["loc"] if isinstance(p, str | int))
         path, in_union = _field_path(root, raw)
-        if in_union:
-            # `latest: maybe` fails each member of `Literal["auto"] | bool`: one line for it.
-            unions.setdefault(path, []).append(_expected(item["msg"]).removeprefix("expected "))
-            if len(unions[path]) == 1:
-                problems.append(ConfigProblem(location_of(path), ""))
-            index = next(i for i, p in enumerate(problems) if p.location == location_of(path))
-            problems[index] = ConfigProblem(
-                location_of(path),
-                f"expected {' or '.join(unions[path])}, got {shown(item.get('input'))}",
-            )
+        if not in_union:
+            problems.extend(_problems_of(item, root, path))
             continue
-        problems.extend(_problems_of(item, root, path))
+        index, expected = unions.setdefault(path, (len(problems), []))
+        expected.append(_expected(item["msg"]).removeprefix("expected "))
+        message = f"expected {' or '.join(expected)}, got {shown(item.get('input'))}"
+        problem = ConfigProblem(location_of(path), message)
+        problems[index : index + 1] = [problem]
     return problems
 
 
@@ -67,7 +68,8 @@ def _problems_of(
             message += f"; did you mean {suggestion!r}?"
         return [ConfigProblem(location_of(path), message)]
     elif kind not in _OWN_MESSAGE and "input" in item:
-        message = f"{_expected(message)}, got {shown(item['input'])}"
+        value = _kind_of(item["input"]) if _is_secret(path) else shown(item["input"])
+        message = f"{_expected(message)}, got {value}"
     problems = []
     for line in message.split("\n"):
         # A validator of a list reports each entry as "[index] message" (ruleconfig's tags):
@@ -78,6 +80,17 @@ def _problems_of(
         else:
             problems.append(ConfigProblem(location_of(path), line))
     return problems
+
+
+def _is_secret(path: tuple[str | int, ...]) -> bool:
+    return "secret_build_args" in path or any(p in _SECRET_KEYS for p in path[-1:])
+
+
+def _kind_of(value: object) -> str:
+    """What a secret's refused value is, without showing it."""
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kinds.update({list: "a list", dict: "a mapping", type(None): "nothing"})
+    return f"{kinds.get(type(value), 'another type')} (a secret's value is not shown)"
 
 
 def _expected(message: str) -> str:

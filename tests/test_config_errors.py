@@ -160,6 +160,20 @@ def test_a_type_error_shows_the_value_it_got(tmp_path: Path) -> None:
     assert "latest.bool" not in result.output
 
 
+def test_a_type_error_in_a_secret_does_not_show_it(tmp_path: Path) -> None:
+    """#16.8: a secret of the wrong type says what it got, never the value itself
+    (`hookbuild up` logs the same errors)."""
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("${WEBHOOK_SECRET}", "987654321"))
+    result = check(path)
+    assert result.exit_code == 1
+    assert (
+        "repositories[0].secret: expected a valid string, got a number "
+        "(a secret's value is not shown)" in result.output
+    )
+    assert "987654321" not in result.output
+
+
 def test_a_bad_image_is_refused_at_load_so_no_build_is_queued(
     tmp_path: Path, redis: Redis, redis_url: str
 ) -> None:
