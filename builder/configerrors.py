@@ -125,16 +125,14 @@ def unknown_key(key: str, root: type[BaseModel], parent: tuple[str | int, ...]) 
         return message
     if suggestion := _closest(key, list(model.model_fields)):
         return f"{message}; did you mean {suggestion!r}?"
-    nested = {
-        f"{name}.{inner}": inner
+    sections = {
+        inner: name  # e.g. "processes": "server"
         for name, info in model.model_fields.items()
         if (child := _model_in(info.annotation)) is not None
         for inner in child.model_fields
     }
-    by_key = {inner: dotted for dotted, inner in nested.items()}
-    if suggestion := _closest(key, list(by_key)):
-        section = by_key[suggestion].split(".")[0]
-        return f"{message}; did you mean {suggestion!r} under `{section}:`?"
+    if suggestion := _closest(key, list(sections)):
+        return f"{message}; did you mean {suggestion!r} under `{sections[suggestion]}:`?"
     return message
 
 

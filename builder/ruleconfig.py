@@ -106,8 +106,8 @@ class RuleConfig(StrictModel):
             except (TemplateError, ValueError) as exc:
                 errors.append(f"[{index}] {exc}")
         if errors:
-            # One "[index] message" line per template; config._problems_from moves the index
-            # into the location (`rules[1].tags[2]`).
+            # One "[index] message" line per template; configerrors.problems_from moves the
+            # index into the location (`rules[1].tags[2]`).
             raise ValueError("\n".join(errors))
         return value
 
