@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from builder.cloneurl import HOSTED_CLONE_HOSTS, clone_host_entry, url_problem
+from builder.configerrors import problems_from
 from builder.configtypes import (
     BuildArgs,
     Builder,
@@ -33,9 +34,9 @@ from builder.configtypes import (
     SecretBuildArgs,
     StrictModel,
 )
-from builder.envsubst import expand, location_of
+from builder.envsubst import expand
 from builder.errors import ConfigError, ConfigProblem
-from builder.ruleconfig import IMAGE_PATTERN, ImageConfig, RuleConfig, check_image_name
+from builder.ruleconfig import ImageConfig, RuleConfig, check_image_name
 from builder.yamlaliases import alias_problem
 
 FORGES = ("github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs")
@@ -138,7 +139,7 @@ class RepositoryConfig(StrictModel):
     latest_from: Literal["branch", "tags"] = "branch"
     timeout: int = Field(default=3600, gt=0)  # seconds a build may take; a rule may override
     # One image: `image` and `rules` (with the build settings below as its own)...
-    image: str | None = Field(default=None, min_length=1, pattern=IMAGE_PATTERN)
+    image: str | None = Field(default=None, min_length=1)
     rules: list[RuleConfig] | None = Field(default=None, min_length=1)
     # ...or several (monorepos), each with its own settings and rules; the settings below
     # are then every image's defaults.
@@ -433,7 +434,7 @@ def parse_config(
     except ValidationError as exc:
         # A value whose variable is unset was already reported; its emptiness is no news.
         unset = {p.location for p in problems}
-        problems.extend(p for p in _problems_from(exc) if p.location not in unset)
+        problems.extend(p for p in problems_from(exc, Config) if p.location not in unset)
         raise ConfigError(problems, source) from None
     if problems:
         raise ConfigError(problems, source)
@@ -451,21 +452,3 @@ def load_config(path: str | Path, environ: Mapping[str, str], reading_only: bool
             [ConfigProblem("", f"cannot read {path}: {exc.strerror}")], str(path)
         ) from exc
     return parse_config(text, environ, str(path), reading_only)
-
-
-def _problems_from(error: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for item in error.errors():
-        path = tuple(p for p in item["loc"] if isinstance(p, str | int))
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key {path[-1]!r}"
-        elif item["type"] == "literal_error" and path and path[-1] == "forge":
-            message = f"unknown forge {item.get('input')!r}; expected one of {', '.join(FORGES)}"
-        for line in message.split("\n"):
-            index, sep, rest = line.partition("] ")
-            if line.startswith("[") and sep and index[1:].isdigit():
-                problems.append(ConfigProblem(location_of((*path, int(index[1:]))), rest))
-            else:
-                problems.append(ConfigProblem(location_of(path), line))
-    return problems

@@ -16,16 +16,17 @@ from builder.configtypes import (
     SecretBuildArgs,
     StrictModel,
 )
+from builder.imageref import image_name_problem, tag_problem
 from builder.patterns import PatternError, RefPattern
-from builder.templates import TemplateError, check_template
-
-IMAGE_PATTERN = r"^[a-z0-9]+([._:/-][a-zA-Z0-9]+)*$"
+from builder.templates import TemplateError, check_template, has_placeholder
 
 
 def check_image_name(value: str) -> str:
     last = value.rsplit("/", 1)[-1]
     if ":" in last or "@" in last:
         raise ValueError("give the image without a tag; rules give the tags")
+    if problem := image_name_problem(value):
+        raise ValueError(problem)
     return value
 
 
@@ -34,6 +35,18 @@ class FlavorConfig(StrictModel):
 
     prefix: str = ""
     suffix: str = ""
+
+    @field_validator("prefix", "suffix")
+    @classmethod
+    def _tag_characters(cls, value: str, info: ValidationInfo) -> str:
+        # Written out like a literal tag: a character no tag may have would be replaced in
+        # every tag of the rule (`v 1` -> `v-1`), and a leading '.' or '-' dropped.
+        name = info.field_name or "prefix"
+        if has_placeholder(value):
+            return value  # `{date}` is filled in at build time, then made a valid tag
+        if value and (problem := tag_problem(value, name, leading=name == "prefix")):
+            raise ValueError(problem)
+        return value
 
 
 class RuleConfig(StrictModel):
@@ -86,11 +99,15 @@ class RuleConfig(StrictModel):
             try:
                 check_template(template, pattern.group_count, pattern.group_names)
                 datetime(2000, 1, 2, tzinfo=UTC).strftime(template)  # a broken % is caught here
+                if not has_placeholder(template) and (problem := tag_problem(template)):
+                    # A computed tag is made valid at build time (`feature/x` ->
+                    # `feature-x`); one written out is pushed as written, or it is a typo.
+                    raise ValueError(problem)
             except (TemplateError, ValueError) as exc:
                 errors.append(f"[{index}] {exc}")
         if errors:
-            # One "[index] message" line per template; config._problems_from moves the index
-            # into the location (`rules[1].tags[2]`).
+            # One "[index] message" line per template; configerrors.problems_from moves the
+            # index into the location (`rules[1].tags[2]`).
             raise ValueError("\n".join(errors))
         return value
 
@@ -131,7 +148,7 @@ class RuleConfig(StrictModel):
 class ImageConfig(StrictModel):
     """One image built from the repository; a monorepo lists several under `images:`."""
 
-    name: str = Field(min_length=1, pattern=IMAGE_PATTERN)
+    name: str = Field(min_length=1)
     dockerfile: RepoPath | None = None
     context: RepoPath | None = None
     build_args: BuildArgs | None = None

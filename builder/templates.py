@@ -137,6 +137,11 @@ def fill_dates(tag: str, committed_at: datetime) -> str:
     )
 
 
+def has_placeholder(template: str) -> bool:
+    """False for a literal tag (`latest`, `stable`), which is pushed as written."""
+    return _PLACEHOLDER.search(template) is not None
+
+
 def is_valid_tag(tag: str) -> bool:
     return bool(_VALID_TAG.match(tag))
 
