@@ -207,9 +207,7 @@ class BuildQueue:
             )
         for older, newer in reply.superseded:
             self.cancel(older, f"superseded by {newer}")
-        return Submitted(
-            [record.id for record in records], duplicate=False, logged=with_line
-        )
+        return Submitted([record.id for record in records], duplicate=False, logged=with_line)
 
     @staticmethod
     def _record(plan: BuildPlan) -> BuildRecord:
