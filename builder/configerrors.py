@@ -150,31 +150,32 @@ def _field_path(
     path: list[str | int] = []
     for part in raw:
         annotation = _unwrap(annotation)
-        model = _model_in(annotation)
-        if isinstance(part, str) and model is not None and part in model.model_fields:
-            annotation = model.model_fields[part].annotation
-        elif isinstance(part, int) and get_origin(annotation) is list:
-            annotation = get_args(annotation)[0]
-        elif isinstance(part, str) and get_origin(annotation) is dict:
-            annotation = get_args(annotation)[1]
-        elif isinstance(part, str) and _is_union(annotation) and model is None:
+        if isinstance(part, str) and _is_union(annotation) and _model_in(annotation) is None:
             return tuple(path), True  # the rest names a union member, not a place
-        else:
-            annotation = None  # an unknown key, or past what the model describes
+        # None: an unknown key, or past what the model describes
+        annotation = _step(annotation, part, into_dicts=True)
         path.append(part)
     return tuple(path), False
+
+
+def _step(annotation: Any, part: str | int, *, into_dicts: bool = False) -> Any:
+    """The annotation of `part` within `annotation` (a model's field, a list's item, a
+    dict's value), or None where the model says nothing of it."""
+    model = _model_in(annotation)
+    if isinstance(part, str) and model is not None and part in model.model_fields:
+        return model.model_fields[part].annotation
+    if isinstance(part, int) and get_origin(annotation) is list:
+        return get_args(annotation)[0]
+    if into_dicts and isinstance(part, str) and get_origin(annotation) is dict:
+        return get_args(annotation)[1]
+    return None
 
 
 def _model_at(root: type[BaseModel], path: tuple[str | int, ...]) -> type[BaseModel] | None:
     annotation: Any = root
     for part in path:
-        annotation = _unwrap(annotation)
-        model = _model_in(annotation)
-        if isinstance(part, str) and model is not None and part in model.model_fields:
-            annotation = model.model_fields[part].annotation
-        elif isinstance(part, int) and get_origin(annotation) is list:
-            annotation = get_args(annotation)[0]
-        else:
+        annotation = _step(_unwrap(annotation), part)
+        if annotation is None:
             return None
     return _model_in(_unwrap(annotation))
 
