@@ -18,7 +18,7 @@ from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
 from builder.loglines import BUILDKIT_STEP, CLASSIC_STEP
 from builder.printable import printable, printable_lines, printable_log_line
-from runners import redisclient, servicelog
+from runners import cliviews, redisclient, servicelog
 from runners.children import spawn
 from runners.logstream import LogClient, LogStreamError
 from runners.records import BuildQuery, BuildRecord, BuildStatus, BuildStore
@@ -259,12 +259,6 @@ def worker(config_path: str, redis_url: str | None, name: str | None, burst: boo
     run_worker(config, _connect(config, redis_url), os.environ, name=name, burst=burst)
 
 
-def _format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
-
-
 @main.command()
 @config_option
 @redis_option
@@ -285,7 +279,11 @@ def builds(
     ref: str | None,
     limit: int,
 ) -> None:
-    """List builds, newest first: id, repository, ref, sha, status, duration, tags."""
+    """List builds, newest first: id, repository, ref, sha, status, duration, tags.
+
+    TAGS shows the tags a finished build pushed; the tags its rules gave that it did not
+    push (it failed, was cancelled, or a newer commit holds them) follow as "(not pushed:
+    ...)". A build still queued or running shows the tags it is to push."""
     from runners.queue import BuildQueue
 
     config = _load(config_path, reading_only=True)
@@ -297,24 +295,13 @@ def builds(
         position = queue.position(record)
         return f"{record.status.value}(#{position})" if position else record.status.value
 
-    rows = [("ID", "REPOSITORY", "REF", "SHA", "STATUS", "DURATION", "TAGS")]
-    rows += [
-        (
-            r.id,
-            printable(r.repository),
-            printable(r.ref),
-            printable(r.sha[:7]),
-            state(r),
-            _format_duration(r.duration),
-            printable(",".join(r.tags)),
+    if not records:
+        _echo(
+            "no builds match these filters" if any((repository, status, ref)) else "no builds yet"
         )
-        for r in records
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        click.echo(
-            "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]])
-        )
+        return
+    for line in cliviews.table(cliviews.build_rows(records, state)):
+        click.echo(line)
 
 
 @main.command()
@@ -377,7 +364,11 @@ def build(
 @config_option
 @click.option("--repo", "repository", required=True, help="The repository's name in the config.")
 @click.option("--ref", required=True, help="refs/heads/NAME, refs/tags/NAME, or a branch name.")
-@click.option("--sha", default=None, help="The commit (default: a placeholder).")
+@click.option(
+    "--sha",
+    default=None,
+    help="The commit (default: none; the answer shows <commit> where it would stand).",
+)
 @click.option(
     "--changed", multiple=True, help="A file the push changed (repeat); checks path filters."
 )
@@ -407,17 +398,8 @@ def preview(
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    _echo(f"{repository} {answer['ref']} at {answer['sha'][:7]}")
-    if answer["skipped"]:
-        _echo(f"  builds nothing: {answer['skipped']}")
-    for image in answer["images"]:
-        _echo(f"  {image['image']}: " + (", ".join(image["tags"]) or "no tags"))
-        for rule in image["rules"]:
-            mark = "+" if rule["matched"] else "-"
-            detail = ", ".join(rule["tags"]) if rule["matched"] else rule["why"]
-            _echo(f"    {mark} {rule['rule']}: {detail}")
-    if answer.get("note"):
-        _echo(f"  note: {answer['note']}")
+    for line in cliviews.preview_lines(repository, answer, sha_given=sha is not None):
+        _echo(line)
 
 
 @main.command()
@@ -425,23 +407,22 @@ def preview(
 @redis_option
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def events(config_path: str, redis_url: str | None, limit: int) -> None:
-    """List recent webhook deliveries, newest first, and what came of each."""
-    import datetime
+    """List recent webhook deliveries, newest first, and what came of each.
 
+    Per delivery: when it came (UTC), the forge, its event and delivery id, the HTTP
+    status the forge got, the outcome (built, skipped, ignored, duplicate, rejected,
+    error), its repository and ref, and its builds or why there are none."""
     from runners.deliverylog import DeliveryLog, with_build_outcomes
 
     config = _load(config_path, reading_only=True)
     connection = _connect(config, redis_url)
+    store = BuildStore(connection)
     recent = DeliveryLog(connection).recent(limit)
-    for item in with_build_outcomes(recent, BuildStore(connection)):
-        when = datetime.datetime.fromtimestamp(item["at"], datetime.UTC).strftime(
-            "%Y-%m-%d %H:%M:%S"
-        )
-        what = ",".join(item["builds"]) if item["builds"] else (item["reason"] or "")
-        where = " ".join(x for x in (item["repository"], item["ref"]) if x)
-        _echo(
-            f"{when}  {item['forge']:<16} {item['status']}  {item['outcome']:<9}  {where}  {what}"
-        )
+    if not recent:
+        click.echo(cliviews.NO_DELIVERIES)
+        return
+    for line in cliviews.table(cliviews.event_rows(with_build_outcomes(recent, store))):
+        click.echo(line)
 
 
 @main.command()

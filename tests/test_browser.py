@@ -18,8 +18,10 @@ import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis import Redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from builder.config import load_config
+from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
@@ -36,6 +38,9 @@ SLOW = (
     "RUN echo done > /done\n"
 )
 FAILING = "FROM hookbuild-test/busybox\nRUN echo {marker}\nRUN echo broken-step && exit 3\n"
+# Long enough for the page to open while the build runs.
+SLEEPY = "FROM hookbuild-test/busybox\nRUN echo {marker} && sleep 2\nRUN echo done > /done\n"
+SLEEPY_FAILING = "FROM hookbuild-test/busybox\nRUN echo {marker} && sleep 2\nRUN exit 3\n"
 GREEN = "rgb(46, 160, 67)"  # --ok (#2ea043) in style.css
 
 
@@ -249,3 +254,157 @@ def test_the_place_in_line_goes_once_the_build_leaves_the_line(
 
         expect(page.locator("#status")).to_have_text("running")
         expect(page.locator("#position")).to_have_count(0)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("dockerfile", "ending"),
+    [(SLEEPY, "succeeded"), (SLEEPY_FAILING, "failed")],
+    ids=["succeeded", "failed"],
+)
+def test_a_page_opened_mid_build_shows_the_whole_end_without_a_reload(
+    dashboard: Dashboard, page: Page, dockerfile: str, ending: str
+) -> None:
+    """#16.11: a build page opened while the build runs shows, when it ends, its real
+    duration, what it pushed (or why it failed), and no Cancel button, all without a
+    reload (it showed "Took 4.6s" of a 26.5 s build, and no digests or Why)."""
+    build_id = push(dashboard, dockerfile, f"browser-end-{ending}")
+    page.goto(f"{dashboard.url}/builds/{build_id}")
+    expect(page.locator("#log")).to_have_attribute("data-finished", "false")
+    page.evaluate("() => { window.sameDocument = true; }")
+    cancel = page.locator("button[data-action=cancel]")
+    expect(cancel).to_be_visible()
+
+    expect(page.locator("#status")).to_have_text(ending, timeout=120_000)
+    record = dashboard.store.get(build_id)
+    assert record is not None and record.duration is not None and record.duration > 2
+    expect(page.locator("#took")).to_have_text(f"{record.duration:.1f}s on {record.worker}")
+    if ending == "succeeded":
+        assert record.digests
+        for ref, digest in record.digests.items():
+            expect(page.locator("#pushed")).to_contain_text(f"{ref}@{digest}")
+        expect(page.locator("#why")).to_be_hidden()
+    else:
+        assert record.error
+        expect(page.locator("#why")).to_be_visible()
+        expect(page.locator("#why")).to_contain_text(record.error)
+        expect(page.locator("#pushed")).to_be_hidden()
+    expect(cancel).to_have_count(0)
+    assert page.evaluate("() => window.sameDocument") is True, "the page was not reloaded"
+    screenshot(page, f"build-page-ended-{ending}")
+
+    # The same page rendered after the end shows the same, and no Cancel either.
+    page.reload()
+    expect(page.locator("#took")).to_have_text(f"{record.duration:.1f}s on {record.worker}")
+    expect(page.locator("button[data-action=cancel]")).to_have_count(0)
+
+
+class Answers:
+    """The app, recording each request's path and the status it got: the browser asks for
+    /favicon.ico on its own, out of the page's sight (Playwright does not see it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: list[tuple[str, int]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.seen.append((scope["path"], message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, recording)
+
+
+LONG_REF = "refs/heads/feature/phone-layout/a-rather-long-branch-name"
+# Each line break a text makes, as (the character before, the character after): the
+# characters' boxes, read with a Range one character at a time.
+LINE_BREAKS = """(el) => {
+  const breaks = [];
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  let top = null, before = "";
+  for (let node; (node = walker.nextNode());) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (box.height === 0) continue;
+      if (top !== null && box.top > top + 2) breaks.push([before, node.data[i]]);
+      top = box.top;
+      before = node.data[i];
+    }
+  }
+  return breaks;
+}"""
+
+
+def test_on_a_phone_badges_stay_whole_refs_break_at_slashes_and_no_favicon_404(
+    redis: Redis, browser: Browser, tmp_path: Path
+) -> None:
+    """#16.12: at 390 px a status badge is one line (it wrapped as `succee|ded`), a ref
+    on /deliveries and /builds breaks only after a `/` or `-`, never mid-word, and no
+    page asks for a /favicon.ico that is not there."""
+    store = BuildStore(redis)
+    for index, status in enumerate((BuildStatus.SUCCEEDED, BuildStatus.CANCELLED)):
+        build_id = f"phone{index}"
+        store.add(
+            BuildRecord(
+                id=build_id,
+                forge="github",
+                repository="browser/web",
+                ref=LONG_REF,
+                sha="e" * 40,
+                image="r/web",
+                tags=("feature-phone-layout-a-rather-long-branch-name",),
+            )
+        )
+        store.start(build_id, "worker-x")
+        store.finish(build_id, status)
+    DeliveryLog(redis).add(
+        DeliveryRecord(
+            forge="github",
+            outcome="built",
+            status=202,
+            event="push",
+            delivery_id="phone-delivery",
+            repository="browser/web",
+            ref=LONG_REF,
+            builds=["phone0", "phone1"],
+        )
+    )
+    config = tmp_path / "builds.yml"
+    config.write_text(
+        f"state_dir: {tmp_path}\nrepositories:\n  - {{name: browser/web, forge: github, "
+        "secret: s, image: r/web, rules: [{branch: /.*/}]}\n"
+    )
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    app = Answers(create_app(load_config(config, {}), redis, docker_environ={}))
+    try:
+        with live_server(app) as url:
+            for path in ("/", "/builds", "/builds/phone0", "/deliveries"):
+                page.goto(f"{url}{path}")
+                page.wait_for_load_state("networkidle")
+                badges = page.locator(".status")
+                assert badges.count() > 0 or path == "/deliveries", path
+                for badge in badges.all():
+                    one_line = badge.evaluate(
+                        "(el) => el.getBoundingClientRect().height"
+                        " < 1.5 * parseFloat(getComputedStyle(el).lineHeight)"
+                    )
+                    assert one_line, f"{path}: the badge {badge.text_content()!r} wraps"
+                refs = page.locator("code", has_text="refs/heads/feature")
+                assert refs.count() > 0, path
+                for ref in refs.all():
+                    breaks = ref.evaluate(LINE_BREAKS)
+                    assert all(before in "/-" for before, _ in breaks), (path, breaks)
+                overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+                assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+            page.goto(f"{url}/deliveries")
+            screenshot(page, "deliveries-phone")
+            page.wait_for_timeout(500)  # the browser's own late requests (the icon)
+    finally:
+        context.close()
+    assert {path for path, _ in app.seen} >= {"/", "/builds", "/deliveries", "/static/style.css"}
+    assert [(path, status) for path, status in app.seen if status >= 400] == []

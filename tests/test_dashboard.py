@@ -203,3 +203,19 @@ def test_api_filters_by_status_and_ref_from_indexes_that_follow_each_transition(
 
     unknown = client.get("/api/builds?status=green")
     assert unknown.status_code == 400 and "use one of queued" in unknown.json()["error"]
+
+
+def test_cancel_is_offered_only_while_a_build_is_unfinished(redis: Redis, tmp_path: Path) -> None:
+    """#16.12: a finished build's page has no Cancel button; a queued or running one has."""
+    store = BuildStore(redis)
+    record(store, "waiting", "acme/web", "refs/heads/main", BuildStatus.QUEUED, [])
+    record(store, "going", "acme/web", "refs/heads/main", BuildStatus.RUNNING, ["x"])
+    record(store, "done", "acme/web", "refs/heads/main", BuildStatus.SUCCEEDED, ["x"])
+    record(store, "broke", "acme/web", "refs/heads/main", BuildStatus.FAILED, ["x"])
+    client = client_for(redis, tmp_path)
+    cancel = 'data-action="cancel"'
+    assert cancel in client.get("/builds/waiting").text
+    assert cancel in client.get("/builds/going").text
+    assert cancel not in client.get("/builds/done").text
+    assert cancel not in client.get("/builds/broke").text
+    assert 'data-action="rebuild"' in client.get("/builds/done").text

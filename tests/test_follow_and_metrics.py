@@ -17,13 +17,14 @@ from starlette.testclient import TestClient
 from builder.config import load_config
 from runners import servicelog
 from runners.logstream import LogClient
-from runners.records import BuildStatus, BuildStore
+from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.conftest import MakeRepo
 from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port, live_server, wait_until
 from tests.workers import WorkerProcess, deliver, write_config
 from webhooks.app import create_app
+from webhooks.follow import END_TEXT_CHARS
 
 # Each test's build is new to the engine (the marker): a cached step would print nothing.
 CHATTY = (
@@ -119,9 +120,17 @@ def test_follow_started_mid_build_gets_every_line_once_in_order_and_ends(
     assert [data for _, _, data in lines] == store.log_lines(build_id), "every line, in order"
     output = step_output([d for _, _, d in lines])
     assert [f"line-{i}" for i in range(1, 31)] == [d for d in output if d.startswith("line-")]
+    record = store.get(build_id)
+    assert record is not None and record.digests
+    # The end carries the final record, for a page that follows the log (#16.11).
     assert got[-1][0] == "end" and json.loads(got[-1][2]) == {
         "status": "succeeded",
         "lines": len(lines),
+        "duration": record.duration,
+        "worker": record.worker,
+        "tags": list(record.tags),
+        "digests": dict(record.digests),
+        "error": None,
     }
 
 
@@ -260,3 +269,35 @@ def test_a_chatty_build_log_is_written_in_batches_yet_no_line_waits(redis: Redis
     assert store.log_lines("chatty")[:20_000] == [f"line {i}" for i in range(20_000)]
     # At most MAX_BATCH a call, and on average at least 100 (one a line would be 20,001).
     assert 20_000 // MAX_BATCH <= calls <= 20_000 // 100, calls
+
+
+def test_the_end_event_carries_the_record_bounded(redis: Redis, tmp_path: Path) -> None:
+    """#16.11: a failed build's `end` event carries its error for the page to show, cut to
+    END_TEXT_CHARS however long the build's output made it, as one line of JSON."""
+    store = BuildStore(redis)
+    store.add(
+        BuildRecord(
+            id="endbound",
+            forge="github",
+            repository="acme/web",
+            ref="refs/heads/main",
+            sha="f" * 40,
+            image="r/web",
+            tags=("main",),
+        )
+    )
+    store.start("endbound", "worker-e")
+    store.append_log("endbound", ["one line"])
+    store.finish("endbound", BuildStatus.FAILED, error="build failed: " + "x\u2028<b>" * 5000)
+    config = tmp_path / "builds.yml"
+    config.write_text(
+        f"state_dir: {tmp_path}\nrepositories:\n  - {{name: acme/web, forge: github, "
+        "secret: s, image: r/web, rules: [{branch: main}]}\n"
+    )
+    client = TestClient(create_app(load_config(config, {}), redis, docker_environ={}))
+    got = events(client, "/api/builds/endbound/log?follow=true")
+    assert got[-1][0] == "end"
+    end = json.loads(got[-1][2])
+    assert end["status"] == "failed" and end["worker"] == "worker-e" and end["digests"] == {}
+    assert end["error"].startswith("build failed: x\u2028<b>x")
+    assert len(end["error"]) <= END_TEXT_CHARS + 40 and end["error"].endswith("more characters]")

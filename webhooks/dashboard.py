@@ -33,8 +33,16 @@ def _printable(value: object) -> object:
     return value
 
 
+def _ref_breaks(value: str) -> Markup:
+    """A ref that may wrap after each `/` (`refs/heads/feature/x` on a phone), and not in
+    the middle of a name: style.css keeps `code` from breaking anywhere else while the
+    parts fit. Each part is escaped and made printable as `{{ value }}` would be."""
+    return Markup("/<wbr>").join(str(_printable(part)) for part in value.split("/"))
+
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.finalize = _printable  # read as each template is compiled, on first use
+TEMPLATES.env.filters["ref_breaks"] = _ref_breaks
 STATIC = Path(__file__).with_name("static")
 PAGE = 50
 RECENT_WINDOW = 2000  # builds the repositories page looks through
