@@ -198,7 +198,7 @@ class DockerEngine:
         self.client = client
         self.max_line = max_line  # a build's output line is cut past this many characters
         self._os_type = os_type  # "linux", "windows"; asked for when first needed if None
-        self._buildkit_network: str | None = None  # found at the first BuildKit build
+        self._has_bridge: bool | None = None  # asked for when first needed
 
     @classmethod
     def from_environment(
@@ -251,15 +251,17 @@ class DockerEngine:
         cache_from: Iterable[str] = (),
         scratch: Path | None = None,
         buildkit: bool = False,
+        network: str = "default",
     ) -> str:
         """Build and return the image id; raise `BuildFailed` with the failing step's output.
         `context`: a directory, or a tar file of the context (builder/streamcontext.py), in
         which `dockerfile` is then a name. `scratch`: a directory outside a context
         directory, for the labelled Dockerfile. `buildkit`: build with BuildKit, which sets
-        the labels as it writes the image, without a step of their own."""
+        the labels as it writes the image, without a step of their own. `network`: the
+        RUN steps' (builder.buildnetwork): `default`, the engine's, or `none`."""
         if buildkit:
             return self._build_with_buildkit(
-                context, dockerfile, tag, build_args, labels, on_line, target, cache_from
+                context, dockerfile, tag, build_args, labels, on_line, target, cache_from, network
             )
         from_tar = context.is_file()
         if scratch is not None and not from_tar:
@@ -279,6 +281,7 @@ class DockerEngine:
                     labels=dict(labels),
                     cache_from=list(cache_from) or None,
                     target=target,
+                    network_mode="none" if network == "none" else None,
                     rm=True,
                     forcerm=True,  # no stopped container is left behind by a failed step
                     pull=False,
@@ -303,6 +306,7 @@ class DockerEngine:
         on_line: LineSink,
         target: str | None,
         cache_from: Iterable[str],
+        network: str,
     ) -> str:
         output = _BuildOutput(on_line, buildkit=True, max_line=self.max_line)
         params: dict[str, str] = {
@@ -316,9 +320,11 @@ class DockerEngine:
         if target:
             params["target"] = target
         try:
-            network = self._network_for_buildkit()
-            if network:
-                params["networkmode"] = network
+            # BuildKit runs RUN steps on the engine's `bridge` network by default; an engine
+            # without one (--bridge=none) makes it fail where the classic builder falls back
+            # to no network by itself: ask for `none` there too.
+            if network == "none" or not self.has_bridge:
+                params["networkmode"] = "none"
             with context_body(context, dockerfile) as (body, name):
                 params["dockerfile"] = name
                 # docker-py's build() has no `version` parameter: this is the request it
@@ -367,15 +373,17 @@ class DockerEngine:
                 return str(exc)
         return None
 
-    def _network_for_buildkit(self) -> str | None:
-        """BuildKit runs RUN steps on the engine's `bridge` network by default. An engine
-        started with --bridge=none has none, and BuildKit then fails where the classic
-        builder falls back to no network by itself: ask for `none` there too."""
-        if self._buildkit_network is None:
-            bridges = self.client.networks(names=["bridge"])
-            found = any(n.get("Name") == "bridge" for n in bridges)
-            self._buildkit_network = "" if found else "none"
-        return self._buildkit_network or None
+    @property
+    def has_bridge(self) -> bool:
+        """Has the engine its `bridge` network, the one builds get by default? Not when
+        dockerd was started with --bridge=none."""
+        if self._has_bridge is None:
+            try:
+                bridges = self.client.networks(names=["bridge"])
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                raise from_docker_error(exc, "listing the Docker engine's networks") from exc
+            self._has_bridge = any(n.get("Name") == "bridge" for n in bridges)
+        return self._has_bridge
 
     def _image_id(self, reference: str) -> str:
         try:
