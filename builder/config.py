@@ -29,6 +29,7 @@ from builder.configtypes import (
     Builder,
     Globs,
     Labels,
+    Network,
     RepoPath,
     Secret,
     SecretBuildArgs,
@@ -159,6 +160,9 @@ class RepositoryConfig(StrictModel):
     # each step a container), or `auto`: BuildKit wherever hookbuild can drive it
     # (builder/builderchoice.py).
     builder: Builder = "auto"
+    # RUN steps' network: the engine's `default`, or `none` (nothing reachable, not even
+    # DNS), for repositories whose Dockerfiles you do not trust to fetch only what they say.
+    network: Network = "default"
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
 
@@ -205,6 +209,7 @@ class RepositoryConfig(StrictModel):
                     labels=self.labels,
                     oci_labels=self.oci_labels,
                     builder=self.builder,
+                    network=self.network,
                     paths=self.paths,
                     ignore_paths=self.ignore_paths,
                     rules=self.rules,
@@ -226,6 +231,7 @@ class RepositoryConfig(StrictModel):
                         self.oci_labels if image.oci_labels is None else image.oci_labels
                     ),
                     "builder": image.builder or self.builder,
+                    "network": image.network or self.network,
                     "paths": image.paths or self.paths,
                     "ignore_paths": image.ignore_paths or self.ignore_paths,
                 }

@@ -25,6 +25,7 @@ import urllib3.exceptions
 
 from builder.buildcontext import context_body
 from builder.buildkit import TRACE_ID, BuildKitProgress
+from builder.engineaddress import engine_address, unreachable_reason
 from builder.errors import BuildFailed, RegistryError, engine_gone, from_docker_error
 from builder.lines import LineSink
 from builder.linesplit import DEFAULT_MAX_LINE_CHARS, LineAssembler
@@ -194,11 +195,13 @@ class DockerEngine:
         client: docker.APIClient,
         os_type: str | None = None,
         max_line: int = DEFAULT_MAX_LINE_CHARS,
+        address: str | None = None,
     ) -> None:
         self.client = client
+        self.address = address  # DOCKER_HOST, or the default socket: errors name it
         self.max_line = max_line  # a build's output line is cut past this many characters
         self._os_type = os_type  # "linux", "windows"; asked for when first needed if None
-        self._buildkit_network: str | None = None  # found at the first BuildKit build
+        self._has_bridge: bool | None = None  # asked for when first needed
 
     @classmethod
     def from_environment(
@@ -208,13 +211,17 @@ class DockerEngine:
         max_line: int = DEFAULT_MAX_LINE_CHARS,
     ) -> DockerEngine:
         """Connect as the docker CLI would: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, ..."""
+        address = engine_address(environ)
         try:
             kwargs = docker.utils.kwargs_from_env(environment=dict(environ))
             version, os_type = _ping_engine(kwargs, timeout)
             client = docker.APIClient(timeout=timeout, version=version, **kwargs)
-            return cls(client, os_type, max_line)
+            return cls(client, os_type, max_line, address)
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, "connecting to the Docker engine") from exc
+            # Not reaching it is all there is to say: `the Docker engine is not reachable
+            # at unix:///x.sock: no such socket`.
+            action = "" if unreachable_reason(exc) else "connecting to the Docker engine"
+            raise from_docker_error(exc, action, address) from exc
 
     @property
     def has_buildkit(self) -> bool:
@@ -226,7 +233,7 @@ class DockerEngine:
             try:
                 self._os_type = str(self.client.version().get("Os") or "linux")
             except (docker.errors.DockerException, requests.RequestException) as exc:
-                raise from_docker_error(exc, "asking the Docker engine its version") from exc
+                raise self._error(exc, "asking the Docker engine its version") from exc
         return self._os_type == "linux"
 
     def close(self) -> None:
@@ -236,7 +243,7 @@ class DockerEngine:
         try:
             self.client.ping()
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, "pinging the Docker engine") from exc
+            raise self._error(exc, "pinging the Docker engine") from exc
 
     def build(
         self,
@@ -251,15 +258,17 @@ class DockerEngine:
         cache_from: Iterable[str] = (),
         scratch: Path | None = None,
         buildkit: bool = False,
+        network: str = "default",
     ) -> str:
         """Build and return the image id; raise `BuildFailed` with the failing step's output.
         `context`: a directory, or a tar file of the context (builder/streamcontext.py), in
         which `dockerfile` is then a name. `scratch`: a directory outside a context
         directory, for the labelled Dockerfile. `buildkit`: build with BuildKit, which sets
-        the labels as it writes the image, without a step of their own."""
+        the labels as it writes the image, without a step of their own. `network`: the
+        RUN steps' (builder.buildnetwork): `default`, the engine's, or `none`."""
         if buildkit:
             return self._build_with_buildkit(
-                context, dockerfile, tag, build_args, labels, on_line, target, cache_from
+                context, dockerfile, tag, build_args, labels, on_line, target, cache_from, network
             )
         from_tar = context.is_file()
         if scratch is not None and not from_tar:
@@ -279,6 +288,7 @@ class DockerEngine:
                     labels=dict(labels),
                     cache_from=list(cache_from) or None,
                     target=target,
+                    network_mode="none" if network == "none" else None,
                     rm=True,
                     forcerm=True,  # no stopped container is left behind by a failed step
                     pull=False,
@@ -303,6 +313,7 @@ class DockerEngine:
         on_line: LineSink,
         target: str | None,
         cache_from: Iterable[str],
+        network: str,
     ) -> str:
         output = _BuildOutput(on_line, buildkit=True, max_line=self.max_line)
         params: dict[str, str] = {
@@ -316,9 +327,11 @@ class DockerEngine:
         if target:
             params["target"] = target
         try:
-            network = self._network_for_buildkit()
-            if network:
-                params["networkmode"] = network
+            # BuildKit runs RUN steps on the engine's `bridge` network by default; an engine
+            # without one (--bridge=none) makes it fail where the classic builder falls back
+            # to no network by itself: ask for `none` there too.
+            if network == "none" or not self.has_bridge:
+                params["networkmode"] = "none"
             with context_body(context, dockerfile) as (body, name):
                 params["dockerfile"] = name
                 # docker-py's build() has no `version` parameter: this is the request it
@@ -344,7 +357,7 @@ class DockerEngine:
         if output.failure is not None:
             why = self._unreachable(patient=bool(_KILLED.search(output.failure.reason)))
             if why is not None:
-                raise engine_gone(action, why) from output.failure
+                raise engine_gone(action, why, self.address) from output.failure
             raise output.failure
         output.flush()
         return output.image_id or self._image_id(tag)
@@ -352,7 +365,9 @@ class DockerEngine:
     def _build_error(self, exc: Exception, action: str) -> Exception:
         """A build's stream broke off: the engine went away, or another error."""
         why = self._unreachable(patient=True)
-        return engine_gone(action, why) if why is not None else from_docker_error(exc, action)
+        return (
+            engine_gone(action, why, self.address) if why is not None else self._error(exc, action)
+        )
 
     def _unreachable(self, patient: bool) -> str | None:
         """Why the engine does not answer a ping now; None when it does. `patient`: ask
@@ -364,30 +379,36 @@ class DockerEngine:
                 response = self.client._get(self.client._url("/_ping"), timeout=PING_SECONDS)
                 response.raise_for_status()
             except _STREAM_ERRORS as exc:
-                return str(exc)
+                return unreachable_reason(exc) or str(exc)
         return None
 
-    def _network_for_buildkit(self) -> str | None:
-        """BuildKit runs RUN steps on the engine's `bridge` network by default. An engine
-        started with --bridge=none has none, and BuildKit then fails where the classic
-        builder falls back to no network by itself: ask for `none` there too."""
-        if self._buildkit_network is None:
-            bridges = self.client.networks(names=["bridge"])
-            found = any(n.get("Name") == "bridge" for n in bridges)
-            self._buildkit_network = "" if found else "none"
-        return self._buildkit_network or None
+    def _error(self, exc: Exception, action: str) -> Exception:
+        """docker-py's error as ours, naming this engine when it did not answer."""
+        return from_docker_error(exc, action, self.address)
+
+    @property
+    def has_bridge(self) -> bool:
+        """Has the engine its `bridge` network, the one builds get by default? Not when
+        dockerd was started with --bridge=none."""
+        if self._has_bridge is None:
+            try:
+                bridges = self.client.networks(names=["bridge"])
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                raise self._error(exc, "listing the Docker engine's networks") from exc
+            self._has_bridge = any(n.get("Name") == "bridge" for n in bridges)
+        return self._has_bridge
 
     def _image_id(self, reference: str) -> str:
         try:
             return str(self.client.inspect_image(reference)["Id"])
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, f"inspecting {reference}") from exc
+            raise self._error(exc, f"inspecting {reference}") from exc
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         try:
             self.client.tag(image_id, repository, tag, force=True)
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, f"tagging {repository}:{tag}") from exc
+            raise self._error(exc, f"tagging {repository}:{tag}") from exc
 
     def push(self, repository: str, tag: str, auth: RegistryAuth | None, on_line: LineSink) -> str:
         """Push one tag; return the manifest digest the registry reported."""
@@ -419,7 +440,7 @@ class DockerEngine:
                 f"pushing {repository}:{tag}: {exc.explanation or exc}", transient=True
             ) from exc
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, f"pushing {repository}:{tag}") from exc
+            raise self._error(exc, f"pushing {repository}:{tag}") from exc
         if not digest:
             raise RegistryError(f"pushing {repository}:{tag}: the engine reported no digest")
         return digest
@@ -429,7 +450,7 @@ class DockerEngine:
         try:
             return bool(self.client.images(name=repository, quiet=True))
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, f"listing images of {repository}") from exc
+            raise self._error(exc, f"listing images of {repository}") from exc
 
     def has_image(self, reference: str) -> bool:
         try:
@@ -437,7 +458,7 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             return False
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, f"inspecting {reference}") from exc
+            raise self._error(exc, f"inspecting {reference}") from exc
         return True
 
     def pull(self, repository: str, tag: str, auth: RegistryAuth | None) -> bool:
@@ -497,7 +518,7 @@ class DockerEngine:
                 if label in (image.get("Labels") or {}) or _in_repositories(image, unlabelled)
             ]
         except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise from_docker_error(exc, "pruning") from exc
+            raise self._error(exc, "pruning") from exc
         used = sum(int(i.get("Size", 0)) for i in images)
         youngest = time.time() - min_age_seconds
         for image in sorted(images, key=lambda i: int(i.get("Created", 0))):

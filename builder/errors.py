@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from builder.engineaddress import unreachable_reason
 from builder.redact import redact
 
 
@@ -69,6 +70,28 @@ class EngineError(HookbuildError):
     """The Docker engine could not be reached or refused a request."""
 
 
+class EngineUnreachable(EngineError):
+    """No Docker engine answers at `address` (`unix:///var/run/docker.sock`), for `reason`
+    (`no such socket`)."""
+
+    def __init__(self, message: str, address: str | None, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[EngineUnreachable], tuple[str, str | None, str]]:
+        return (EngineUnreachable, (str(self), self.address, self.reason))
+
+
+def engine_unreachable(action: str, address: str | None, reason: str) -> EngineUnreachable:
+    """`docker build: the Docker engine is not reachable at unix:///x.sock: no such socket`;
+    without `action` when reaching it was all there was to do."""
+    where = f" at {redact(address)}" if address else ""
+    head = f"{action}: " if action else ""
+    message = f"{head}the Docker engine is not reachable{where}: {redact(reason)}"
+    return EngineUnreachable(message, address, reason)
+
+
 class RegistryError(HookbuildError):
     """A push to the registry failed (down, refused, unauthorized)."""
 
@@ -89,22 +112,17 @@ def from_git_error(exc: Exception, action: str) -> SourceError:
     return SourceError(f"{action} failed: {detail}", transient=transient)
 
 
-def from_docker_error(exc: Exception, action: str) -> EngineError:
-    """Translate a docker-py or connection error into an `EngineError`."""
+def from_docker_error(exc: Exception, action: str, address: str | None = None) -> EngineError:
+    """Translate a docker-py or connection error into an `EngineError`; one that never
+    reached the engine at `address` (its DOCKER_HOST) into an `EngineUnreachable`."""
+    reason = unreachable_reason(exc)
+    if reason is not None:
+        return engine_unreachable(action, address, reason)
     explanation = getattr(exc, "explanation", None) or str(exc)
-    if (
-        "Connection aborted" in explanation
-        or "Connection refused" in explanation
-        or ("FileNotFoundError" in explanation)
-    ):
-        return EngineError(f"{action}: the Docker engine is not reachable ({redact(explanation)})")
     return EngineError(f"{action}: {redact(explanation)}")
 
 
-def engine_gone(action: str, why: str) -> EngineError:
+def engine_gone(action: str, why: str, address: str | None = None) -> EngineError:
     """The engine went away during `action` (stopped, crashed): its error, not the step's
     that it killed on its way out (`returned a non-zero code: 137`)."""
-    return EngineError(
-        f"{action}: the Docker engine is not reachable ({redact(why)}); "
-        "it went away during the build"
-    )
+    return engine_unreachable(action, address, f"{why}; it went away during the build")

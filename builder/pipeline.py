@@ -20,6 +20,7 @@ from typing import TypeVar
 from builder import secretargs
 from builder.baseimages import base_images, frontend_image
 from builder.builderchoice import choose_builder
+from builder.buildnetwork import no_network_reason
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError, SourceError
@@ -207,6 +208,8 @@ class Pipeline:
             auth = self._registry_auth(plan.image)
             cache_from = self._registry_cache(plan, tags, auth, say)
             self._pull_base_images(plan, text, frontend if buildkit else None, buildkit, say)
+            if why_none := no_network_reason(plan.network, self.engine.has_bridge):
+                say(f"==> no network for RUN steps: {why_none}")
             with_what = " with BuildKit" if buildkit else ""
             say(f"==> building {plan.dockerfile} in context {plan.context}{with_what}")
             clock = time.monotonic()
@@ -222,6 +225,7 @@ class Pipeline:
                 cache_from=cache_from,
                 scratch=scratch,
                 buildkit=buildkit,
+                network=plan.network,
             )
             say(
                 f"==> built {image_id} in {time.monotonic() - clock:.2f}s; "

@@ -39,6 +39,7 @@ class BuildPlan:
     labels: Mapping[str, str] = field(default_factory=dict)
     oci_labels: bool = True  # hookbuild's own labels too (builder.pipeline.oci_labels)
     builder: str = "auto"  # "buildkit" or "classic": the engine's (builder.builderchoice)
+    network: str = "default"  # "none": RUN steps reach no network (builder.buildnetwork)
     # tag -> "pinned" | "release" | "moving" (builder.tagkinds); tags still holding
     # `{date...}` are filled in by the worker once it knows the commit's date.
     tag_kinds: Mapping[str, str] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from builder.configtypes import (
     Builder,
     Globs,
     Labels,
+    Network,
     RepoPath,
     SecretBuildArgs,
     StrictModel,
@@ -158,6 +159,7 @@ class ImageConfig(StrictModel):
     labels: Labels | None = None
     oci_labels: bool | None = None  # None: the repository's
     builder: Builder | None = None  # None: the repository's
+    network: Network | None = None  # None: the repository's
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
     rules: list[RuleConfig] = Field(min_length=1)

@@ -241,6 +241,7 @@ def _plan(
         labels=group.labels,
         oci_labels=image.oci_labels is not False,
         builder=image.builder or "auto",
+        network=image.network or "default",
         tag_kinds={t.name: t.kind.value for t in group.tags.values()},
         overwrite=tuple(t.name for t in group.tags.values() if t.overwrite),
         version=str(version) if version is not None else None,

@@ -173,6 +173,10 @@ def up(config_path: str, workers: int | None, processes: int | None) -> None:
     url = _redis_url(config, None)
     count = config.workers if workers is None else workers
     logging_options = click.get_current_context().find_root().obj or []
+    if count:
+        from runners.engineprobe import announce_engine
+
+        announce_engine(os.environ)  # once, for every worker below: they skip their own
     supervisor = _WorkerSupervisor(config_path, url, count, logging_options)
     supervisor.start()
     log.info("hookbuild up", workers=count, redis=url, state_dir=str(state_dir))
@@ -202,6 +206,7 @@ class _WorkerSupervisor:
             config_path,
             "--redis-url",
             redis_url,
+            "--engine-announced",
         ]
         self.count = count
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -251,11 +256,18 @@ def serve(config_path: str, redis_url: str | None, processes: int | None) -> Non
 @redis_option
 @click.option("--name", default=None, help="Worker name (default: HOST.PID).")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-def worker(config_path: str, redis_url: str | None, name: str | None, burst: bool) -> None:
-    """Run one build worker. It builds on the Docker engine that DOCKER_HOST names."""
+@click.option("--engine-announced", is_flag=True, hidden=True)  # `up` logged the engine
+def worker(
+    config_path: str, redis_url: str | None, name: str | None, burst: bool, engine_announced: bool
+) -> None:
+    """Run one build worker. It builds on the Docker engine that DOCKER_HOST names
+    (default: unix:///var/run/docker.sock), and says at start whether that one answers."""
+    from runners.engineprobe import announce_engine
     from runners.worker import run_worker
 
     config = _load(config_path, long_running=True)
+    if not engine_announced:
+        announce_engine(os.environ)
     run_worker(config, _connect(config, redis_url), os.environ, name=name, burst=burst)
 
 

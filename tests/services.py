@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -152,8 +154,15 @@ UNCLIPPED_LOGS = {
 }
 
 
-def start_dockerd(directory: Path, env: dict[str, str] | None = None) -> tuple[Service, str]:
-    """dockerd as the tests need it; `env`: more of its environment."""
+# The tests' engines have no network: builds reach nothing beyond the machine.
+NO_BRIDGE = ("--bridge=none", "--iptables=false", "--ip-masq=false")
+
+
+def start_dockerd(
+    directory: Path, env: dict[str, str] | None = None, network: Sequence[str] = NO_BRIDGE
+) -> tuple[Service, str]:
+    """dockerd as the tests need it; `env`: more of its environment; `network`: its
+    network flags (`bridge()`'s give it a bridge of its own)."""
     directory.mkdir(parents=True, exist_ok=True)
     sock = directory / "docker.sock"
     service = start(
@@ -167,9 +176,7 @@ def start_dockerd(directory: Path, env: dict[str, str] | None = None) -> tuple[S
             str(directory / "exec"),
             "--pidfile",
             str(directory / "docker.pid"),
-            "--bridge=none",
-            "--iptables=false",
-            "--ip-masq=false",
+            *network,
         ],
         directory / "dockerd.log",
         {**os.environ, **env} if env else None,
@@ -183,6 +190,27 @@ def start_dockerd(directory: Path, env: dict[str, str] | None = None) -> tuple[S
         "dockerd",
     )
     return service, host
+
+
+@contextlib.contextmanager
+def bridge() -> Iterator[tuple[str, ...]]:
+    """A Linux bridge of this test's own, as dockerd's network flags: its containers get an
+    `eth0` on it, as on an engine with Docker's default networking. Not docker0, so it
+    stands beside any other engine here; no iptables rules, no masquerading, so nothing a
+    container sends is forwarded off the machine."""
+    name = f"hb{uuid.uuid4().hex[:10]}"
+    taken = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    third = next(n for n in random.sample(range(1, 255), 254) if f"10.213.{n}." not in taken)
+    for command in (
+        ["ip", "link", "add", "name", name, "type", "bridge"],
+        ["ip", "addr", "add", f"10.213.{third}.1/24", "dev", name],
+        ["ip", "link", "set", name, "up"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
+    try:
+        yield (f"--bridge={name}", "--iptables=false", "--ip-masq=false", "--ip6tables=false")
+    finally:
+        subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
 
 
 def import_busybox(docker_host: str, directory: Path) -> str:

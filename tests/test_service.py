@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from redis import Redis
 
 from tests.conftest import MakeRepo, github_push_body, github_signature, local_clone_settings
 from tests.helpers import DOCKERFILE, SECRET
@@ -50,12 +51,18 @@ class Running:
         env: dict[str, str],
         workers: int | None = None,
         processes: int | None = None,
+        stderr: Path | None = None,
     ) -> None:
         self.config, self.port, self.env = config, port, env
         args = ["up", "--config", str(config)]
         args += ["--workers", str(workers)] if workers is not None else []
         args += ["--processes", str(processes)] if processes is not None else []
-        self.process = subprocess.Popen([sys.executable, "-m", "runners.cli", *args], env=env)
+        output = open(stderr, "wb") if stderr else None  # noqa: SIM115 - the child holds it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runners.cli", *args], env=env, stderr=output
+        )
+        if output is not None:
+            output.close()
         wait_until(lambda: port_open(port), 30, "hookbuild up")
 
     def stop(self) -> int:
@@ -257,3 +264,66 @@ def test_up_serving_from_two_processes_builds_and_dies_whole(
         return not any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in everyone)
 
     wait_until(all_gone, 30, "every process of a killed `hookbuild up` to exit")
+
+
+def test_up_says_which_engine_it_tried_and_a_build_there_names_its_socket(
+    env: dict[str, str], registry: RegistryReader, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """#16.5: `hookbuild up` with no engine at DOCKER_HOST says so at start, naming the
+    socket and why; it keeps serving, and a build queued there fails naming the socket."""
+    repo = make_repo()
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "no engine\n"})
+    repo.push("main")
+    port = free_port()
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", port, registry, workers=1)
+    socket = tmp_path / "no-engine" / "docker.sock"
+    stderr = tmp_path / "up.log"
+    service = Running(config, port, {**env, "DOCKER_HOST": f"unix://{socket}"}, stderr=stderr)
+    try:
+        response = deliver(
+            port, github_push_body("acme/web", "refs/heads/main", sha, repo.url), "n-1"
+        )
+        assert response.status_code == 202, response.text
+        [build_id] = response.json()["builds"]
+        api = f"http://127.0.0.1:{port}/api/builds/{build_id}"
+        wait_until(lambda: httpx.get(api, timeout=5).json()["status"] == "failed", 60, "a failure")
+        error = httpx.get(api, timeout=5).json()["error"]
+        assert error == f"the Docker engine is not reachable at unix://{socket}: no such socket"
+        log = httpx.get(f"{api}/log", timeout=5).text
+        assert f"==> FAILED: {error}" in log
+    finally:
+        assert service.stop() == 0
+    started = stderr.read_text()
+    assert f"no Docker engine answers at DOCKER_HOST=unix://{socket}: no such socket" in started
+    assert started.count("no Docker engine answers") == 1, "up says it once, not once a worker"
+
+
+def test_a_worker_says_at_start_which_engine_answers_and_its_version(
+    redis: Redis, redis_url: str, docker_host: str, registry: RegistryReader, tmp_path: Path
+) -> None:
+    """#16.5: `hookbuild worker` names the engine it builds on and its version; with
+    DOCKER_HOST unset, it names the default socket it tried."""
+    config = tmp_path / "builds.yml"
+    write_config(config, tmp_path / "state", free_port(), registry, workers=1)
+    command = [sys.executable, "-m", "runners.cli", "worker", "--burst"]
+
+    def worker_log(environ: dict[str, str]) -> str:
+        run = subprocess.run(
+            [*command, "--config", str(config), "--redis-url", redis_url],
+            env={**environ, "ACME_WEB_SECRET": SECRET, "PYTHONPATH": os.getcwd()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stderr
+
+    answered = worker_log(docker_env(docker_host))
+    assert f"Docker engine at DOCKER_HOST={docker_host}: Docker " in answered, answered
+    unset = worker_log({k: v for k, v in docker_env(docker_host).items() if k != "DOCKER_HOST"})
+    default = "the default socket unix:///var/run/docker.sock"
+    assert f"Docker engine at {default}: Docker " in unset or (
+        f"no Docker engine answers at {default}: " in unset
+    ), unset
