@@ -23,11 +23,11 @@ from builder.engine import _BuildOutput
 from builder.plan import BuildPlan
 from runners.queue import BuildQueue
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests.buildkit_messages import aux, log, vertex
 from tests.conftest import GitRepo, MakeRepo
 from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import wait_until
-from tests.test_buildkit_trace import aux, log, vertex
 from tests.workers import WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
