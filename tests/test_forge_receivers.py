@@ -14,8 +14,8 @@ from builder.config import Config, parse_config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStore
 from tests.conftest import FIXTURES
+from tests.fixture_index import DRIVER_FOR, INDEX, PUSH_EVENTS, expected_pushes
 from tests.signing import forge_headers, gitlab_signing_headers
-from tests.test_forge_fixtures import DRIVER_FOR, INDEX, PUSH_EVENTS, expected_pushes
 from webhooks.app import create_app
 
 SECRET = "forge-secret"
