@@ -28,10 +28,10 @@ from runners.worker import run_worker
 from tests.conftest import MakeRepo, github_push_body, local_clone_settings
 from tests.git_http import GitHttpServer
 from tests.helpers import DOCKERFILE, SECRET, make_config, post_github_push
+from tests.payloads import bitbucket_server, gitea, gitlab
 from tests.registry import RegistryReader
 from tests.services import docker_env
 from tests.signing import forge_headers
-from tests.test_forges_e2e import bitbucket_server, gitea, gitlab
 from webhooks.app import create_app
 
 TOKEN = "clone-token-that-must-stay-home-42"
