@@ -81,14 +81,14 @@ def dashboard(
     """The app on a real port, with one worker on the test engine; the builder is the
     test's parameter where it has one (`indirect`), else the default."""
     repo = make_repo("browser/web")
+    builder = getattr(request, "param", "classic")
     path = write_config(
         tmp_path / "builds.yml",
         tmp_path / "state",
         registry.host,
         [(repo.name, repo.url, "      - {branch: /.*/, tags: ['{branch}']}\n")],
+        builder=builder,
     )
-    builder = getattr(request, "param", "classic")
-    path.write_text(path.read_text().replace("    rules:", f"    builder: {builder}\n    rules:"))
     app = create_app(load_config(path, {}), redis, docker_environ=docker_env(docker_host))
     worker = WorkerProcess(path, redis_url, docker_host, "w-browser")
     with live_server(app) as url:

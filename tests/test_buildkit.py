@@ -140,8 +140,8 @@ def test_a_stopped_buildkit_build_is_stopped_on_the_engine(
         tmp_path / "state",
         registry.host,
         [(name, repo.url, f"      - {{branch: main, tags: [t]{timeout}}}\n")],
+        builder="buildkit",
     )
-    path.write_text(path.read_text().replace("    rules:\n", f"{BUILDKIT}    rules:\n"))
     client = TestClient(create_app(load_config(path, {}), redis))
     worker = WorkerProcess(path, redis_url, docker_host, f"w-bk-{how}")
     try:

@@ -264,12 +264,9 @@ def test_a_lost_build_is_started_again_when_configured(
 ) -> None:
     dockerfile = "FROM hookbuild-test/busybox\nRUN echo step-started && sleep 6\n"
     repo, sha, path, _config, client = setup(
-        "      - {branch: main, tags: [again]}\n", {"Dockerfile": dockerfile}, extra=""
-    )
-    path.write_text(
-        path.read_text().replace(
-            "retries: {backoff_seconds: 0.1}", "retries: {backoff_seconds: 0.1, lost_builds: 1}"
-        )
+        "      - {branch: main, tags: [again]}\n",
+        {"Dockerfile": dockerfile},
+        extra="retries: {backoff_seconds: 0.1, lost_builds: 1}\n",
     )
     doomed = WorkerProcess(path, redis_url, docker_host, "w-lost")
     workers.append(doomed)  # stopped if the test fails before it does

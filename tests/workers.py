@@ -11,6 +11,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from tests import configs
 from tests.conftest import fixture_bytes
 from tests.services import docker_env
 from tests.signing import forge_headers
@@ -49,17 +50,27 @@ def write_config(
     extra: str = "",
     builder: str = "auto",
 ) -> Path:
-    repos = "".join(
-        f"  - name: {name}\n    forge: github\n    secret: {SECRET}\n    clone_url: {url}\n"
-        f"    image: {registry_host}/{name}\n    build_args: {{GREETING: hi}}\n"
-        f"    builder: {builder}\n    rules:\n{rules}"
+    """A config for worker processes: GitHub repositories named like their images."""
+    entries = [
+        configs.repository(
+            name,
+            f"{registry_host}/{name}",
+            secret=SECRET,
+            clone_url=url,
+            build_args={"GREETING": "hi"},
+            builder=builder,
+            rules=rules,
+        )
         for name, url, rules in repositories
+    ]
+    return configs.config_file(
+        path,
+        state,
+        entries,
+        server={"token": TOKEN},
+        retries={"backoff_seconds": 0.1},
+        extra=extra,
     )
-    path.write_text(
-        f"state_dir: {state}\nserver: {{token: {TOKEN}}}\nretries: {{backoff_seconds: 0.1}}\n{extra}"
-        f"repositories:\n{repos}"
-    )
-    return path
 
 
 class WorkerProcess:
