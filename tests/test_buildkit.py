@@ -17,12 +17,11 @@ from builder.config import load_config
 from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
+from tests.builds import finished, push_and_build
 from tests.conftest import MakeRepo
 from tests.helpers import make_config, step_output
 from tests.registry import RegistryReader
 from tests.services import publish_elsewhere, wait_until
-from tests.test_pipeline_e2e import push_and_build
-from tests.test_scheduling import finished
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 

@@ -18,11 +18,11 @@ from starlette.testclient import TestClient
 from builder.config import Config, load_config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
-from runners.records import BuildRecord, BuildStatus, BuildStore
+from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
+from tests.builds import finished, log_has, status_of
 from tests.conftest import GitRepo, MakeRepo
-from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config
@@ -33,33 +33,11 @@ SLOW = "FROM hookbuild-test/busybox\nRUN echo step-started && sleep {seconds} &&
 QUICK = "FROM hookbuild-test/busybox\nARG GREETING\nCOPY version.txt /version.txt\nRUN cat /version.txt > /commit.txt\n"
 
 
-def status_of(store: BuildStore, build_id: str) -> BuildStatus | None:
-    record = store.get(build_id)
-    return record.status if record else None
-
-
-def finished(store: BuildStore, build_id: str) -> BuildRecord:
-    wait_until(
-        lambda: (status_of(store, build_id) or BuildStatus.QUEUED).finished,
-        120,
-        f"build {build_id} to finish",
-    )
-    record = store.get(build_id)
-    assert record is not None
-    return record
-
-
 def containers(docker_host: str) -> list[str]:
     out = subprocess.run(
         ["docker", "-H", docker_host, "ps", "-aq"], capture_output=True, text=True, check=True
     )
     return out.stdout.split()
-
-
-def log_has(store: BuildStore, build_id: str, text: str) -> bool:
-    """A whole line of a step's output, not its `Step 2/7 : RUN echo ...` header (nor
-    BuildKit's `#5 [2/7] RUN echo ...`)."""
-    return text in step_output(store.log_lines(build_id))
 
 
 Setup = Callable[..., tuple[GitRepo, str, Path, Config, TestClient]]
