@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from builder.config import Config, parse_config
+from tests.registry import RegistryReader
 
 Fragment = str | Mapping[str, Any]
 Rules = str | Sequence[Mapping[str, Any]]
@@ -96,3 +97,29 @@ def config_file(
     """The config `config_text` describes, written to `path` (for `--config`)."""
     path.write_text(config_text(state_dir, repositories, extra=extra, **settings))
     return path
+
+
+ACME_SECRET = "rules-secret"
+
+
+def acme_web(
+    tmp_path: Path,
+    registry: RegistryReader,
+    clone_url: str,
+    image: str,
+    rules: Rules,
+    extra: Fragment = "",
+    secret: str = ACME_SECRET,
+) -> Config:
+    """`acme/web` on GitHub, cloned from `clone_url`, built with `GREETING=hi` into `image`
+    in `registry`; its state under `tmp_path`."""
+    entry = repository(
+        "acme/web",
+        f"{registry.host}/{image}",
+        secret=secret,
+        clone_url=clone_url,
+        build_args={"GREETING": "hi"},
+        extra=extra,
+        rules=rules,
+    )
+    return config(tmp_path / "state", [entry])
