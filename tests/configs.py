@@ -36,10 +36,10 @@ def _mapping(fragment: Fragment) -> dict[str, Any]:
 
 def repository(
     name: str,
-    image: str,
+    image: str | None,
     *,
     secret: str,
-    rules: Rules = MAIN_TAGS,
+    rules: Rules | None = MAIN_TAGS,
     forge: str = "github",
     clone_url: str | None = None,
     build_args: Mapping[str, str] | None = None,
@@ -47,16 +47,21 @@ def repository(
     **fields: Any,
 ) -> dict[str, Any]:
     """One `repositories:` entry. `extra` and `fields` add the entry's other settings
-    (`builder`, `clone_hosts`, `trigger_token`, ...)."""
+    (`builder`, `clone_hosts`, `trigger_token`, `images`, ...); `image=None, rules=None`
+    give the entry none of its own (its `images:` have theirs)."""
     entry: dict[str, Any] = {"name": name, "forge": forge, "secret": secret}
     if clone_url is not None:
         entry["clone_url"] = clone_url
-    entry["image"] = image
+    if image is not None:
+        entry["image"] = image
     if build_args is not None:
         entry["build_args"] = dict(build_args)
     entry.update(_mapping(extra))
     entry.update(fields)
-    entry["rules"] = _yaml(rules) if isinstance(rules, str) else [dict(r) for r in rules]
+    if isinstance(rules, str):
+        entry["rules"] = _yaml(rules)
+    elif rules is not None:
+        entry["rules"] = [dict(rule) for rule in rules]
     return entry
 
 

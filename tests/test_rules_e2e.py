@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
-from tests import builds
+from tests import builds, configs
 from tests.builds import work
 from tests.configs import ACME_SECRET, acme_web
 from tests.conftest import MakeRepo, git
@@ -207,17 +207,26 @@ def test_monorepo_builds_only_the_images_whose_files_changed(
     }
     first = repo.commit(files)
     repo.push("main")
-    images = "".join(
-        f"      - name: {registry.host}/mono/{name}\n        context: services/{name}\n"
-        f'        dockerfile: services/{name}/Dockerfile\n        paths: ["services/{name}/**"]\n'
-        '        rules: [{branch: main, tags: ["{short_sha}"]}]\n'
+    images = [
+        {
+            "name": f"{registry.host}/mono/{name}",
+            "context": f"services/{name}",
+            "dockerfile": f"services/{name}/Dockerfile",
+            "paths": [f"services/{name}/**"],
+            "rules": [{"branch": "main", "tags": ["{short_sha}"]}],
+        }
         for name in ("api", "web")
+    ]
+    entry = configs.repository(
+        "acme/web",
+        None,
+        secret=SECRET,
+        clone_url=repo.url,
+        build_args={"GREETING": "mono"},
+        rules=None,
+        images=images,
     )
-    cfg = parse_config(
-        f"state_dir: {tmp_path / 'state'}\nrepositories:\n  - name: acme/web\n    forge: github\n"
-        f"    secret: {SECRET}\n    clone_url: {repo.url}\n    build_args: {{GREETING: mono}}\n    images:\n{images}",
-        {},
-    )
+    cfg = configs.config(tmp_path / "state", [entry])
     client = TestClient(create_app(cfg, redis))
     deliver(client, "refs/heads/main", first)  # a new branch: nothing to compare, both build
     work(cfg, redis, docker_host)
