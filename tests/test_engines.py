@@ -125,8 +125,8 @@ def test_a_cold_worker_uses_the_last_pushed_image_as_cache(
         tmp_path / "state",
         registry.host,
         [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
+        builder=builder,
     )
-    path.write_text(path.read_text().replace("    rules:", f"    builder: {builder}\n    rules:"))
     config = load_config(path, {})
     client = TestClient(create_app(config, redis))
     deliver(client, repo.name, "refs/heads/main", first, "c1")
@@ -215,15 +215,13 @@ def test_disk_budget_prunes_images_and_mirrors(
     repo = make_repo("prune/web" if oci_labels else "prune/bare")
     sha = repo.commit({"Dockerfile": CACHEABLE, "version.txt": "1\n"})
     repo.push("main")
-    rules = "      - {branch: main, tags: [main]}\n"
-    if not oci_labels:
-        rules += "    oci_labels: false\n"  # a key of the repository, after its rules
     path = write_config(
         tmp_path / "builds.yml",
         tmp_path / "state",
         registry.host,
-        [(repo.name, repo.url, rules)],
+        [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
         extra="disk: {image_budget_mb: 0, mirror_budget_mb: 0, min_age_seconds: 0}\n",
+        oci_labels=oci_labels,
     )
     config = load_config(path, {})
     [build_id] = deliver(

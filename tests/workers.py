@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -49,8 +50,10 @@ def write_config(
     repositories: list[tuple[str, str, str]],  # (name, clone url, rules yaml)
     extra: str = "",
     builder: str = "auto",
+    **fields: Any,
 ) -> Path:
-    """A config for worker processes: GitHub repositories named like their images."""
+    """A config for worker processes: GitHub repositories named like their images;
+    `fields` are more settings of each repository (`oci_labels=False`, ...)."""
     entries = [
         configs.repository(
             name,
@@ -60,6 +63,7 @@ def write_config(
             build_args={"GREETING": "hi"},
             builder=builder,
             rules=rules,
+            **fields,
         )
         for name, url, rules in repositories
     ]
