@@ -7,7 +7,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
+from tests import configs
+from tests.configs import MAIN_TAGS
 from tests.conftest import github_push_body, github_signature, local_clone_settings
 
 SECRET = "webhook-secret-for-tests"
@@ -33,35 +35,34 @@ def make_config(
     *,
     repository: str = "acme/web",
     image_path: str = "acme/web",
-    rules: str = '      - branch: main\n        tags: [latest, "{short_sha}"]\n',
+    rules: str = MAIN_TAGS,
     registry_auth: tuple[str, str] | None = None,
     extra_repo: str = "",
     environ: dict[str, str] | None = None,
     insecure: bool = True,
 ) -> Config:
-    auth = ""
-    if registry_auth:
-        auth = f"    username: {registry_auth[0]}\n    password: ${{REGISTRY_PASSWORD}}\n"
-    text = (
-        f"state_dir: {state_dir}\n"
-        "retries: {backoff_seconds: 0.1}\n"
-        "registries:\n"
-        f"  - host: {registry_host}\n{auth}    insecure: {str(insecure).lower()}\n"
-        "repositories:\n"
-        f"  - name: {repository}\n"
-        "    forge: github\n"
-        "    secret: ${WEBHOOK_SECRET}\n"
-        f"    image: {registry_host}/{image_path}\n"
-        "    build_args: {GREETING: hello}\n"
-        f"{local_clone_settings()}"
-        f"{extra_repo}"
-        "    rules:\n"
-        f"{rules}"
-    )
+    """One GitHub repository cloned from the session's git daemon, built for one registry."""
+    registry: dict[str, object] = {"host": registry_host}
     env = {"WEBHOOK_SECRET": SECRET, **(environ or {})}
     if registry_auth:
+        registry.update(username=registry_auth[0], password="${REGISTRY_PASSWORD}")
         env.setdefault("REGISTRY_PASSWORD", registry_auth[1])
-    return parse_config(text, env)
+    registry["insecure"] = insecure
+    entry = configs.repository(
+        repository,
+        f"{registry_host}/{image_path}",
+        secret="${WEBHOOK_SECRET}",
+        build_args={"GREETING": "hello"},
+        extra=local_clone_settings() + extra_repo,
+        rules=rules,
+    )
+    return configs.config(
+        state_dir,
+        [entry],
+        environ=env,
+        retries={"backoff_seconds": 0.1},
+        registries=[registry],
+    )
 
 
 def post_github_push(

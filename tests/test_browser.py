@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from builder.config import load_config
 from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests import configs
 from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, live_server
@@ -81,14 +82,14 @@ def dashboard(
     """The app on a real port, with one worker on the test engine; the builder is the
     test's parameter where it has one (`indirect`), else the default."""
     repo = make_repo("browser/web")
+    builder = getattr(request, "param", "classic")
     path = write_config(
         tmp_path / "builds.yml",
         tmp_path / "state",
         registry.host,
         [(repo.name, repo.url, "      - {branch: /.*/, tags: ['{branch}']}\n")],
+        builder=builder,
     )
-    builder = getattr(request, "param", "classic")
-    path.write_text(path.read_text().replace("    rules:", f"    builder: {builder}\n    rules:"))
     app = create_app(load_config(path, {}), redis, docker_environ=docker_env(docker_host))
     worker = WorkerProcess(path, redis_url, docker_host, "w-browser")
     with live_server(app) as url:
@@ -207,10 +208,10 @@ def test_a_ten_thousand_line_log_streams_in_whole_and_in_order(
     )
     store.start("chatty", "worker-x")
     store.append_log("chatty", [f"early-{i}" for i in range(100)])
-    config = tmp_path / "builds.yml"
-    config.write_text(
-        f"state_dir: {tmp_path}\nrepositories:\n  - {{name: browser/web, forge: github, "
-        "secret: s, image: r/web, rules: [{branch: main}]}\n"
+    config = configs.config_file(
+        tmp_path / "builds.yml",
+        tmp_path,
+        [configs.repository("browser/web", "r/web", secret="s", rules=[{"branch": "main"}])],
     )
     with live_server(create_app(load_config(config, {}), redis, docker_environ={})) as url:
         page.goto(f"{url}/builds/chatty")
@@ -373,10 +374,10 @@ def test_on_a_phone_badges_stay_whole_refs_break_at_slashes_and_no_favicon_404(
             builds=["phone0", "phone1"],
         )
     )
-    config = tmp_path / "builds.yml"
-    config.write_text(
-        f"state_dir: {tmp_path}\nrepositories:\n  - {{name: browser/web, forge: github, "
-        "secret: s, image: r/web, rules: [{branch: /.*/}]}\n"
+    config = configs.config_file(
+        tmp_path / "builds.yml",
+        tmp_path,
+        [configs.repository("browser/web", "r/web", secret="s", rules=[{"branch": "/.*/"}])],
     )
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()

@@ -17,12 +17,11 @@ from builder.config import load_config
 from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
+from tests.builds import finished, push_and_build
 from tests.conftest import MakeRepo
 from tests.helpers import make_config, step_output
 from tests.registry import RegistryReader
 from tests.services import publish_elsewhere, wait_until
-from tests.test_pipeline_e2e import push_and_build
-from tests.test_scheduling import finished
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
@@ -140,8 +139,8 @@ def test_a_stopped_buildkit_build_is_stopped_on_the_engine(
         tmp_path / "state",
         registry.host,
         [(name, repo.url, f"      - {{branch: main, tags: [t]{timeout}}}\n")],
+        builder="buildkit",
     )
-    path.write_text(path.read_text().replace("    rules:\n", f"{BUILDKIT}    rules:\n"))
     client = TestClient(create_app(load_config(path, {}), redis))
     worker = WorkerProcess(path, redis_url, docker_host, f"w-bk-{how}")
     try:

@@ -14,12 +14,12 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from builder.config import load_config
-from runners.records import BuildRecord, BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.records import BuildStatus, BuildStore
 from tests import services
+from tests.builds import finished, work
 from tests.conftest import MakeRepo
 from tests.registry import RegistryReader
-from tests.services import docker_env, wait_until
+from tests.services import wait_until
 from tests.workers import WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
@@ -27,17 +27,6 @@ CACHEABLE = (
     "FROM hookbuild-test/busybox\nRUN echo expensive > /expensive\n"
     "COPY version.txt /version.txt\nRUN cat /version.txt > /commit.txt\n"
 )
-
-
-def wait_finished(store: BuildStore, build_id: str, timeout: float = 120) -> BuildRecord:
-    def done() -> bool:
-        record = store.get(build_id)
-        return record is not None and record.status.finished
-
-    wait_until(done, timeout, f"build {build_id} to finish")
-    record = store.get(build_id)
-    assert record is not None
-    return record
 
 
 def images_on(docker_host: str, repository: str) -> list[str]:
@@ -102,7 +91,7 @@ def test_two_workers_on_two_engines_share_the_queue(
     workers.append(WorkerProcess(path, redis_url, second_docker_host, "engine-two"))
 
     store = BuildStore(redis)
-    records = [wait_finished(store, build_id) for build_id in ids]
+    records = [finished(store, build_id) for build_id in ids]
 
     assert all(r.status is BuildStatus.SUCCEEDED for r in records), [
         (r.id, r.error) for r in records
@@ -136,17 +125,17 @@ def test_a_cold_worker_uses_the_last_pushed_image_as_cache(
         tmp_path / "state",
         registry.host,
         [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
+        builder=builder,
     )
-    path.write_text(path.read_text().replace("    rules:", f"    builder: {builder}\n    rules:"))
     config = load_config(path, {})
     client = TestClient(create_app(config, redis))
     deliver(client, repo.name, "refs/heads/main", first, "c1")
-    run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True)
+    work(config, redis, docker_host)
     second = repo.commit({"version.txt": "2\n"})
     repo.push("main")
 
     [build_id] = deliver(client, repo.name, "refs/heads/main", second, "c2")
-    run_worker(config, redis, docker_env(second_docker_host), burst=True, in_process=True)
+    work(config, redis, second_docker_host)
 
     store = BuildStore(redis)
     record = store.get(build_id)
@@ -194,7 +183,7 @@ def test_an_engine_that_is_down_fails_the_build_clearly_and_the_worker_goes_on(
     try:
         engine.stop(timeout=30)
         [failed] = deliver(client, repo.name, "refs/heads/main", first, "e1")
-        record = wait_finished(store, failed)
+        record = finished(store, failed)
         assert record.status is BuildStatus.FAILED
         assert record.error is not None and "the Docker engine is not reachable" in record.error
 
@@ -203,7 +192,7 @@ def test_an_engine_that_is_down_fails_the_build_clearly_and_the_worker_goes_on(
         second = repo.commit({"version.txt": "2\n"})
         repo.push("main")
         [built] = deliver(client, repo.name, "refs/heads/main", second, "e2")
-        record = wait_finished(store, built)
+        record = finished(store, built)
         assert record.status is BuildStatus.SUCCEEDED, record.error
         assert record.worker == "w-engine" and worker.process.poll() is None
     finally:
@@ -226,22 +215,20 @@ def test_disk_budget_prunes_images_and_mirrors(
     repo = make_repo("prune/web" if oci_labels else "prune/bare")
     sha = repo.commit({"Dockerfile": CACHEABLE, "version.txt": "1\n"})
     repo.push("main")
-    rules = "      - {branch: main, tags: [main]}\n"
-    if not oci_labels:
-        rules += "    oci_labels: false\n"  # a key of the repository, after its rules
     path = write_config(
         tmp_path / "builds.yml",
         tmp_path / "state",
         registry.host,
-        [(repo.name, repo.url, rules)],
+        [(repo.name, repo.url, "      - {branch: main, tags: [main]}\n")],
         extra="disk: {image_budget_mb: 0, mirror_budget_mb: 0, min_age_seconds: 0}\n",
+        oci_labels=oci_labels,
     )
     config = load_config(path, {})
     [build_id] = deliver(
         TestClient(create_app(config, redis)), repo.name, "refs/heads/main", sha, "p1"
     )
 
-    run_worker(config, redis, docker_env(second_docker_host), burst=True, in_process=True)
+    work(config, redis, second_docker_host)
 
     log = BuildStore(redis).log_lines(build_id)
     # This engine may hold other tests' images too: all of hookbuild's go with a budget of 0.
@@ -335,7 +322,7 @@ def test_a_finishing_build_does_not_prune_layers_a_concurrent_build_needs(
     wait_until(lambda: "long-started" in store.log_lines(long_id), 60, "the long build's sleep")
     [short_id] = deliver(client, short_repo.name, "refs/heads/main", short_sha, "cs")
 
-    short, long = wait_finished(store, short_id), wait_finished(store, long_id)
+    short, long = finished(store, short_id), finished(store, long_id)
 
     assert short.status is BuildStatus.SUCCEEDED, short.error
     assert long.status is BuildStatus.SUCCEEDED, long.error

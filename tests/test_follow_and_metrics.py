@@ -18,6 +18,7 @@ from builder.config import load_config
 from runners import servicelog
 from runners.logstream import LogClient
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests import configs
 from tests.conftest import MakeRepo
 from tests.helpers import step_output
 from tests.registry import RegistryReader
@@ -289,10 +290,10 @@ def test_the_end_event_carries_the_record_bounded(redis: Redis, tmp_path: Path) 
     store.start("endbound", "worker-e")
     store.append_log("endbound", ["one line"])
     store.finish("endbound", BuildStatus.FAILED, error="build failed: " + "x\u2028<b>" * 5000)
-    config = tmp_path / "builds.yml"
-    config.write_text(
-        f"state_dir: {tmp_path}\nrepositories:\n  - {{name: acme/web, forge: github, "
-        "secret: s, image: r/web, rules: [{branch: main}]}\n"
+    config = configs.config_file(
+        tmp_path / "builds.yml",
+        tmp_path,
+        [configs.repository("acme/web", "r/web", secret="s", rules=[{"branch": "main"}])],
     )
     client = TestClient(create_app(load_config(config, {}), redis, docker_environ={}))
     got = events(client, "/api/builds/endbound/log?follow=true")

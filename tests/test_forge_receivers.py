@@ -13,9 +13,10 @@ from starlette.testclient import TestClient
 from builder.config import Config, parse_config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStore
+from tests import configs
 from tests.conftest import FIXTURES
+from tests.fixture_index import DRIVER_FOR, INDEX, PUSH_EVENTS, expected_pushes
 from tests.signing import forge_headers, gitlab_signing_headers
-from tests.test_forge_fixtures import DRIVER_FOR, INDEX, PUSH_EVENTS, expected_pushes
 from webhooks.app import create_app
 
 SECRET = "forge-secret"
@@ -24,21 +25,23 @@ SECRET = "forge-secret"
 def build_config(tmp_path: Path) -> Config:
     """One repository per (forge, full name) in the fixtures; every ref builds."""
     seen: set[tuple[str, str]] = set()
-    lines = [f"state_dir: {tmp_path}", "repositories:"]
+    entries = []
     for entry in INDEX["fixtures"]:
         forge, name = DRIVER_FOR[entry["forge"]], entry["expect"].get("full_name")
         if not name or (forge, name) in seen:
             continue
         seen.add((forge, name))
-        lines += [
-            f"  - name: {json.dumps(name)}",
-            f"    forge: {forge}",
-            f"    secret: {SECRET}",
-            "    clone_url: git://127.0.0.1/unused.git",
-            f"    image: localhost:5000/{forge}/{len(seen)}",
-            '    rules: [{tags: ["{short_sha}"]}]',
-        ]
-    return parse_config("\n".join(lines) + "\n", {})
+        entries.append(
+            configs.repository(
+                name,
+                f"localhost:5000/{forge}/{len(seen)}",
+                forge=forge,
+                secret=SECRET,
+                clone_url="git://127.0.0.1/unused.git",
+                rules=[{"tags": ["{short_sha}"]}],
+            )
+        )
+    return configs.config(tmp_path, entries)
 
 
 @pytest.fixture

@@ -12,61 +12,18 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
-from tests.conftest import FIXTURES, MakeRepo, local_clone_settings
+from tests import configs
+from tests.builds import work
+from tests.conftest import MakeRepo, local_clone_settings
 from tests.helpers import DOCKERFILE
+from tests.payloads import bitbucket, bitbucket_server, gitea, gitlab
 from tests.registry import RegistryReader
-from tests.services import docker_env
 from tests.signing import forge_headers
 from webhooks.app import create_app
 
 pytestmark = pytest.mark.docker
 SECRET = "family-secret"
-
-
-def gitlab(name: str, url: str, sha: str) -> tuple[str, dict[str, Any]]:
-    payload = json.loads((FIXTURES / "gitlab/push-branch-goscm.json").read_bytes())
-    payload["project"]["path_with_namespace"] = name
-    payload["project"]["git_http_url"] = url
-    payload.update(ref="refs/heads/main", after=sha, checkout_sha=sha, commits=[])
-    return "Push Hook", payload
-
-
-def bitbucket(name: str, url: str, sha: str) -> tuple[str, dict[str, Any]]:
-    payload = json.loads(
-        (FIXTURES / "bitbucket-cloud/repo_push-branch-woodpecker.json").read_bytes()
-    )
-    payload["repository"]["full_name"] = name
-    change = payload["push"]["changes"][0]
-    change["new"].update(name="main", type="branch")
-    change["new"]["target"]["hash"] = sha
-    return "repo:push", payload
-
-
-def bitbucket_server(name: str, url: str, sha: str) -> tuple[str, dict[str, Any]]:
-    payload = json.loads(
-        (
-            FIXTURES / "bitbucket-server/repo_refs_changed-branch-updated-woodpecker.json"
-        ).read_bytes()
-    )
-    key, slug = name.split("/")
-    payload["repository"]["project"]["key"] = key
-    payload["repository"]["slug"] = slug
-    payload["repository"]["links"]["clone"] = [{"name": "http", "href": url}]
-    payload["changes"][0].update(refId="refs/heads/main", toHash=sha, type="UPDATE")
-    payload["changes"][0]["ref"].update(id="refs/heads/main", displayId="main")
-    return "repo:refs_changed", payload
-
-
-def gitea(name: str, url: str, sha: str) -> tuple[str, dict[str, Any]]:
-    payload = json.loads((FIXTURES / "gitea/push-branch-multi-woodpecker.json").read_bytes())
-    payload["repository"]["full_name"] = name
-    payload["repository"]["clone_url"] = url
-    payload.update(ref="refs/heads/main", after=sha)
-    return "push", payload
-
 
 FAMILIES: dict[str, tuple[str, Callable[[str, str, str], tuple[str, dict[str, Any]]], bool]] = {
     # forge: (repository name, payload maker, whether the config must give clone_url)
@@ -91,15 +48,17 @@ def test_forge_push_ends_with_the_image_in_the_registry(
     sha = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": f"{forge}\n"})
     repo.push("main")
     image = f"{registry.host}/families/{forge}"
-    clone = f"    clone_url: {repo.url}\n" if needs_clone_url else local_clone_settings()
-    config = parse_config(
-        f"state_dir: {tmp_path}\n"
-        "repositories:\n"
-        f"  - name: {name}\n    forge: {forge}\n    secret: {SECRET}\n{clone}"
-        f"    image: {image}\n    build_args: {{GREETING: {forge}}}\n"
-        '    rules: [{branch: main, tags: [latest, "{short_sha}"]}]\n',
-        {},
+    clone = {"clone_url": repo.url} if needs_clone_url else local_clone_settings()
+    entry = configs.repository(
+        name,
+        image,
+        forge=forge,
+        secret=SECRET,
+        build_args={"GREETING": forge},
+        extra=clone,
+        rules='      - {branch: main, tags: [latest, "{short_sha}"]}\n',
     )
+    config = configs.config(tmp_path, [entry])
     event, payload = make_payload(name, repo.url, sha)
     body = json.dumps(payload).encode()
 
@@ -109,7 +68,7 @@ def test_forge_push_ends_with_the_image_in_the_registry(
         headers=forge_headers(forge, event, body, SECRET, f"{forge}-1"),
     )
     assert response.status_code == 202, response.text
-    run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True)
+    work(config, redis, docker_host)
 
     [record] = BuildStore(redis).recent()
     assert record.status is BuildStatus.SUCCEEDED, record.error

@@ -11,40 +11,16 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config
 from runners.queue import QUEUE_NAME
-from runners.records import BuildRecord, BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.records import BuildStatus, BuildStore
+from tests.builds import push_and_build, work
 from tests.conftest import REGISTRY_USER, MakeRepo, git
 from tests.helpers import DOCKERFILE, make_config, post_github_push, step_output
 from tests.registry import RegistryReader
-from tests.services import docker_env, free_port, publish_elsewhere
+from tests.services import free_port, publish_elsewhere
 from webhooks.app import create_app
 
 pytestmark = pytest.mark.docker
-
-
-def work(config: Config, redis: Redis, docker_host: str) -> None:
-    run_worker(
-        config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker"
-    )
-
-
-def push_and_build(
-    redis: Redis, docker_host: str, config: Config, clone_url: str, sha: str, delivery: str
-) -> tuple[BuildRecord, list[str]]:
-    """A signed push of `sha` to main, a worker until the queue is empty: the build's
-    record and its log."""
-    client = TestClient(create_app(config, redis))
-    status, answer = post_github_push(
-        client, "acme/web", "refs/heads/main", sha, clone_url, delivery=delivery
-    )
-    assert status == 202, answer
-    work(config, redis, docker_host)
-    store = BuildStore(redis)
-    record = store.get(answer["builds"][0])
-    assert record is not None
-    return record, store.log_lines(record.id)
 
 
 def test_signed_push_builds_exact_commit_and_pushes_every_tag(
@@ -69,7 +45,7 @@ def test_signed_push_builds_exact_commit_and_pushes_every_tag(
     repo.commit({"version.txt": "commit-two\n"})
     repo.push("main")
 
-    work(config, redis, docker_host)
+    work(config, redis, docker_host, name="test-worker")
 
     record = BuildStore(redis).get(build_id)
     assert record is not None
@@ -174,7 +150,9 @@ def test_same_delivery_twice_builds_once(
     first = post_github_push(
         client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id"
     )
-    work(config, redis, docker_host)  # the RQ job is finished and gone from the queue
+    work(
+        config, redis, docker_host, name="test-worker"
+    )  # the RQ job is finished and gone from the queue
     second = post_github_push(
         client, "acme/web", "refs/heads/main", sha, repo.url, delivery="same-id"
     )
@@ -523,7 +501,7 @@ def test_the_context_is_what_docker_build_would_send(
     )
     [build_id] = answer["builds"]
 
-    work(config, redis, docker_host)
+    work(config, redis, docker_host, name="test-worker")
 
     record = BuildStore(redis).get(build_id)
     assert record is not None and record.status is BuildStatus.SUCCEEDED, record

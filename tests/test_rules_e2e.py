@@ -3,67 +3,27 @@ filters computed from the clone, date tags, and a regex that cannot hang the rec
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
-from tests.conftest import MakeRepo, fixture_bytes, git
+from tests import builds, configs
+from tests.builds import work
+from tests.configs import ACME_SECRET, acme_web
+from tests.conftest import MakeRepo, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
-from tests.services import docker_env
-from tests.signing import forge_headers
 from webhooks.app import create_app
 
-SECRET = "rules-secret"
-
-
-def config(
-    tmp_path: Path,
-    registry: RegistryReader,
-    clone_url: str,
-    image: str,
-    rules: str,
-    extra: str = "",
-) -> Config:
-    return parse_config(
-        f"state_dir: {tmp_path / 'state'}\n"
-        "repositories:\n"
-        f"  - name: acme/web\n    forge: github\n    secret: {SECRET}\n    clone_url: {clone_url}\n"
-        f"    build_args: {{GREETING: hi}}\n{extra}"
-        f"    image: {registry.host}/{image}\n    rules:\n{rules}",
-        {},
-    )
-
-
-def deliver(
-    client: TestClient, ref: str, sha: str, before: str = "0" * 40, delivery: str = ""
-) -> list[str]:
-    payload = json.loads(fixture_bytes("github/push-branch-goscm.json"))
-    payload.update(ref=ref, after=sha, before=before)
-    payload["repository"].update(full_name="acme/web", default_branch="main")
-    payload["head_commit"]["message"] = "change"
-    body = json.dumps(payload).encode()
-    response = client.post(
-        "/hooks/github",
-        content=body,
-        headers=forge_headers("github", "push", body, SECRET, delivery or sha + ref),
-    )
-    assert response.status_code in (200, 202), response.text
-    return list(response.json()["builds"])
-
-
-def work(cfg: Config, redis: Redis, docker_host: str) -> None:
-    run_worker(cfg, redis, docker_env(docker_host), burst=True, in_process=True)
-
-
 pytestmark = pytest.mark.docker
+SECRET = ACME_SECRET
+deliver = partial(builds.deliver, secret=SECRET)
 
 
 def test_builds_finishing_in_the_wrong_order_leave_latest_on_the_newer_commit(
@@ -73,7 +33,7 @@ def test_builds_finishing_in_the_wrong_order_leave_latest_on_the_newer_commit(
     older = repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "older\n"})
     newer = repo.commit({"version.txt": "newer\n"})
     repo.push("main")
-    cfg = config(
+    cfg = acme_web(
         tmp_path,
         registry,
         repo.url,
@@ -120,7 +80,7 @@ def test_two_release_tags_of_one_commit_leave_moving_tags_on_the_higher_version(
     repo.push("main")
     repo.tag("v1.4.1")
     repo.tag("v1.4.0")
-    cfg = config(
+    cfg = acme_web(
         tmp_path, registry, repo.url, "semver/web", "      - {tag: /^v.*$/, semver: true}\n"
     )
     client = TestClient(create_app(cfg, redis))
@@ -158,7 +118,7 @@ def test_two_rules_with_other_settings_never_both_push_a_tag(
         "      - {branch: main, build_args: {GREETING: one}, tags: [latest, one]}\n"
         "      - {branch: main, build_args: {GREETING: two}, tags: [latest, two]}\n"
     )
-    cfg = config(tmp_path, registry, repo.url, "tworules/web", rules)
+    cfg = acme_web(tmp_path, registry, repo.url, "tworules/web", rules)
     client = TestClient(create_app(cfg, redis))
     first, second = deliver(client, "refs/heads/main", sha)
     work(cfg, redis, docker_host)
@@ -184,7 +144,7 @@ def test_release_tag_refuses_another_image_unless_overwrite(
     repo.push("main")
     repo.tag("v1.0.0")
     rules = "      - {tag: /^v.*$/, semver: true}\n"
-    cfg = config(tmp_path, registry, repo.url, "release/web", rules)
+    cfg = acme_web(tmp_path, registry, repo.url, "release/web", rules)
     client = TestClient(create_app(cfg, redis))
     [built] = deliver(client, "refs/tags/v1.0.0", first)
     work(cfg, redis, docker_host)
@@ -192,7 +152,7 @@ def test_release_tag_refuses_another_image_unless_overwrite(
 
     # A rebuild of the same commit, here by the other builder, makes another image: the
     # release tags keep the first one, and the build succeeds and says so.
-    classic_cfg = config(
+    classic_cfg = acme_web(
         tmp_path, registry, repo.url, "release/web", rules, extra="    builder: classic\n"
     )
     [rebuilt] = deliver(
@@ -220,7 +180,7 @@ def test_release_tag_refuses_another_image_unless_overwrite(
     assert registry.digest("release/web", "1.0.0") == original
     assert registry.read_file("release/web", "1.0", "/commit.txt") == "first\n"
 
-    allowed_cfg = config(
+    allowed_cfg = acme_web(
         tmp_path,
         registry,
         repo.url,
@@ -247,17 +207,26 @@ def test_monorepo_builds_only_the_images_whose_files_changed(
     }
     first = repo.commit(files)
     repo.push("main")
-    images = "".join(
-        f"      - name: {registry.host}/mono/{name}\n        context: services/{name}\n"
-        f'        dockerfile: services/{name}/Dockerfile\n        paths: ["services/{name}/**"]\n'
-        '        rules: [{branch: main, tags: ["{short_sha}"]}]\n'
+    images = [
+        {
+            "name": f"{registry.host}/mono/{name}",
+            "context": f"services/{name}",
+            "dockerfile": f"services/{name}/Dockerfile",
+            "paths": [f"services/{name}/**"],
+            "rules": [{"branch": "main", "tags": ["{short_sha}"]}],
+        }
         for name in ("api", "web")
+    ]
+    entry = configs.repository(
+        "acme/web",
+        None,
+        secret=SECRET,
+        clone_url=repo.url,
+        build_args={"GREETING": "mono"},
+        rules=None,
+        images=images,
     )
-    cfg = parse_config(
-        f"state_dir: {tmp_path / 'state'}\nrepositories:\n  - name: acme/web\n    forge: github\n"
-        f"    secret: {SECRET}\n    clone_url: {repo.url}\n    build_args: {{GREETING: mono}}\n    images:\n{images}",
-        {},
-    )
+    cfg = configs.config(tmp_path / "state", [entry])
     client = TestClient(create_app(cfg, redis))
     deliver(client, "refs/heads/main", first)  # a new branch: nothing to compare, both build
     work(cfg, redis, docker_host)
@@ -288,7 +257,7 @@ def test_a_delivery_whose_builds_were_all_skipped_reads_as_skipped(
     repo.push("main")
     second = repo.commit({"docs/a.md": "b\n"})
     repo.push("main")
-    cfg = config(
+    cfg = acme_web(
         tmp_path,
         registry,
         repo.url,

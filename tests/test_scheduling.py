@@ -18,11 +18,11 @@ from starlette.testclient import TestClient
 from builder.config import Config, load_config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
-from runners.records import BuildRecord, BuildStatus, BuildStore
+from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
+from tests.builds import finished, log_has, status_of
 from tests.conftest import GitRepo, MakeRepo
-from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config
@@ -33,33 +33,11 @@ SLOW = "FROM hookbuild-test/busybox\nRUN echo step-started && sleep {seconds} &&
 QUICK = "FROM hookbuild-test/busybox\nARG GREETING\nCOPY version.txt /version.txt\nRUN cat /version.txt > /commit.txt\n"
 
 
-def status_of(store: BuildStore, build_id: str) -> BuildStatus | None:
-    record = store.get(build_id)
-    return record.status if record else None
-
-
-def finished(store: BuildStore, build_id: str) -> BuildRecord:
-    wait_until(
-        lambda: (status_of(store, build_id) or BuildStatus.QUEUED).finished,
-        120,
-        f"build {build_id} to finish",
-    )
-    record = store.get(build_id)
-    assert record is not None
-    return record
-
-
 def containers(docker_host: str) -> list[str]:
     out = subprocess.run(
         ["docker", "-H", docker_host, "ps", "-aq"], capture_output=True, text=True, check=True
     )
     return out.stdout.split()
-
-
-def log_has(store: BuildStore, build_id: str, text: str) -> bool:
-    """A whole line of a step's output, not its `Step 2/7 : RUN echo ...` header (nor
-    BuildKit's `#5 [2/7] RUN echo ...`)."""
-    return text in step_output(store.log_lines(build_id))
 
 
 Setup = Callable[..., tuple[GitRepo, str, Path, Config, TestClient]]
@@ -264,12 +242,9 @@ def test_a_lost_build_is_started_again_when_configured(
 ) -> None:
     dockerfile = "FROM hookbuild-test/busybox\nRUN echo step-started && sleep 6\n"
     repo, sha, path, _config, client = setup(
-        "      - {branch: main, tags: [again]}\n", {"Dockerfile": dockerfile}, extra=""
-    )
-    path.write_text(
-        path.read_text().replace(
-            "retries: {backoff_seconds: 0.1}", "retries: {backoff_seconds: 0.1, lost_builds: 1}"
-        )
+        "      - {branch: main, tags: [again]}\n",
+        {"Dockerfile": dockerfile},
+        extra="retries: {backoff_seconds: 0.1, lost_builds: 1}\n",
     )
     doomed = WorkerProcess(path, redis_url, docker_host, "w-lost")
     workers.append(doomed)  # stopped if the test fails before it does

@@ -13,6 +13,7 @@ import httpx2 as httpx
 import pytest
 from redis import Redis
 
+from tests import configs
 from tests.conftest import MakeRepo, github_push_body, github_signature, local_clone_settings
 from tests.helpers import DOCKERFILE, SECRET
 from tests.registry import RegistryReader
@@ -24,22 +25,22 @@ pytestmark = pytest.mark.docker
 def write_config(
     path: Path, state: Path, port: int, registry: RegistryReader, workers: int
 ) -> None:
-    path.write_text(
-        f"""
-server: {{listen: 127.0.0.1:{port}}}
-workers: {workers}
-state_dir: {state}
-registries: [{{host: "{registry.host}", insecure: true}}]
-repositories:
-  - name: acme/web
-    forge: github
-    secret: ${{ACME_WEB_SECRET}}
-{local_clone_settings()}    image: {registry.host}/service/web
-    build_args: {{GREETING: from-service}}
-    rules:
-      - branch: main
-        tags: [latest, "{{short_sha}}"]
-"""
+    """`hookbuild up` on `port` with `workers` workers: acme/web from the git daemon, its
+    secret from $ACME_WEB_SECRET."""
+    entry = configs.repository(
+        "acme/web",
+        f"{registry.host}/service/web",
+        secret="${ACME_WEB_SECRET}",
+        extra=local_clone_settings(),
+        build_args={"GREETING": "from-service"},
+    )
+    configs.config_file(
+        path,
+        state,
+        [entry],
+        server={"listen": f"127.0.0.1:{port}"},
+        workers=workers,
+        registries=[{"host": registry.host, "insecure": True}],
     )
 
 

@@ -13,11 +13,12 @@ from builder.config import Config, parse_config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from tests import configs
+from tests.builds import work
 from tests.conftest import GitRepo, MakeRepo, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
-from tests.services import docker_env, live_server
+from tests.services import live_server
 from webhooks.app import create_app
 
 TOKEN = "trigger-token-123"
@@ -26,18 +27,20 @@ TOKEN = "trigger-token-123"
 def config_for(
     tmp_path: Path, clone_url: str, registry_host: str, token: str | None = TOKEN
 ) -> str:
-    trigger = f"    trigger_token: {token}\n" if token else ""
-    return (
-        f"state_dir: {tmp_path / 'state'}\n"
-        "repositories:\n"
-        "  - name: acme/web\n    forge: gitea\n    secret: s\n"
-        f"    clone_url: {clone_url}\n{trigger}"
-        f"    image: {registry_host}/trigger/web\n"
-        "    build_args: {GREETING: triggered}\n"
-        "    rules:\n"
-        '      - {branch: main, tags: [latest, "{short_sha}"]}\n'
-        '      - {tag: "/^v([0-9.]+)$/", tags: ["{1}"]}\n'
+    """acme/web on Gitea, with a trigger token unless `token` is None."""
+    trigger = {"trigger_token": token} if token else {}
+    entry = configs.repository(
+        "acme/web",
+        f"{registry_host}/trigger/web",
+        forge="gitea",
+        secret="s",
+        clone_url=clone_url,
+        build_args={"GREETING": "triggered"},
+        rules='      - {branch: main, tags: [latest, "{short_sha}"]}\n'
+        '      - {tag: "/^v([0-9.]+)$/", tags: ["{1}"]}\n',
+        **trigger,
     )
+    return configs.config_text(tmp_path / "state", [entry])
 
 
 def setup(
@@ -179,7 +182,7 @@ def test_hookbuild_build_follow_builds_and_pushes(
     assert queued.exit_code == 0, queued.output
     build_id, ref, short = queued.output.split()
     assert (ref, short) == ("refs/heads/main", sha[:7])
-    run_worker(config, redis, docker_env(docker_host), burst=True, in_process=True)
+    work(config, redis, docker_host)
     with live_server(create_app(config, redis)) as url:
         followed = runner.invoke(
             main, ["logs", build_id, "--follow", "--config", str(config_file), "--server", url]

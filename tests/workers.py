@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
+from tests import configs
 from tests.conftest import fixture_bytes
 from tests.services import docker_env
 from tests.signing import forge_headers
@@ -48,18 +50,31 @@ def write_config(
     repositories: list[tuple[str, str, str]],  # (name, clone url, rules yaml)
     extra: str = "",
     builder: str = "auto",
+    **fields: Any,
 ) -> Path:
-    repos = "".join(
-        f"  - name: {name}\n    forge: github\n    secret: {SECRET}\n    clone_url: {url}\n"
-        f"    image: {registry_host}/{name}\n    build_args: {{GREETING: hi}}\n"
-        f"    builder: {builder}\n    rules:\n{rules}"
+    """A config for worker processes: GitHub repositories named like their images;
+    `fields` are more settings of each repository (`oci_labels=False`, ...)."""
+    entries = [
+        configs.repository(
+            name,
+            f"{registry_host}/{name}",
+            secret=SECRET,
+            clone_url=url,
+            build_args={"GREETING": "hi"},
+            builder=builder,
+            rules=rules,
+            **fields,
+        )
         for name, url, rules in repositories
+    ]
+    return configs.config_file(
+        path,
+        state,
+        entries,
+        server={"token": TOKEN},
+        retries={"backoff_seconds": 0.1},
+        extra=extra,
     )
-    path.write_text(
-        f"state_dir: {state}\nserver: {{token: {TOKEN}}}\nretries: {{backoff_seconds: 0.1}}\n{extra}"
-        f"repositories:\n{repos}"
-    )
-    return path
 
 
 class WorkerProcess:

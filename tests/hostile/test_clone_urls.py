@@ -24,23 +24,19 @@ from builder.source import MirrorCache
 from runners.deliverylog import DeliveryLog
 from runners.queue import QUEUE_NAME, BuildQueue
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from tests import configs
+from tests.builds import work
 from tests.conftest import MakeRepo, github_push_body, local_clone_settings
 from tests.git_http import GitHttpServer
 from tests.helpers import DOCKERFILE, SECRET, make_config, post_github_push
+from tests.payloads import bitbucket_server, gitea, gitlab
 from tests.registry import RegistryReader
-from tests.services import docker_env
 from tests.signing import forge_headers
-from tests.test_forges_e2e import bitbucket_server, gitea, gitlab
 from webhooks.app import create_app
 
 TOKEN = "clone-token-that-must-stay-home-42"
-
-
-def work(config: Config, redis: Redis, docker_host: str) -> None:
-    run_worker(
-        config, redis, docker_env(docker_host), burst=True, in_process=True, name="test-worker"
-    )
+LATEST = [{"branch": "main", "tags": ["latest"]}]
+ANY_BRANCH_LATEST = [{"branch": "/.*/", "tags": ["latest"]}]
 
 
 def queued(redis: Redis) -> int:
@@ -68,13 +64,15 @@ def plan_of(config: Config, repository: str, clone_url: str, sha: str) -> BuildP
 def token_config(tmp_path: Path) -> Config:
     """acme/web with a clone token, whose payloads may name the git daemon's host:port
     over git or http."""
-    return parse_config(
-        f"state_dir: {tmp_path / 'state'}\nretries: {{transient: 1}}\nrepositories:\n"
-        f"  - name: acme/web\n    forge: github\n    secret: {SECRET}\n"
-        f"{local_clone_settings('git, http')}    clone_token: {TOKEN}\n"
-        "    image: 127.0.0.1:5000/acme/web\n    rules: [{branch: main, tags: [latest]}]\n",
-        {},
+    entry = configs.repository(
+        "acme/web",
+        "127.0.0.1:5000/acme/web",
+        secret=SECRET,
+        extra=local_clone_settings("git, http"),
+        clone_token=TOKEN,
+        rules=LATEST,
     )
+    return configs.config(tmp_path / "state", [entry], retries={"transient": 1})
 
 
 class CaptureServer:
@@ -145,7 +143,7 @@ def test_upload_pack_clone_url_in_a_github_push_runs_nothing(
     status, answer = post_github_push(
         client, "acme/web", "refs/heads/main", sha, injection(marker), delivery="inject-1"
     )
-    work(config, redis, docker_host)
+    work(config, redis, docker_host, name="test-worker")
 
     assert not marker.exists()
     assert status == 200, answer
@@ -168,12 +166,15 @@ def test_upload_pack_clone_url_from_other_forges_queues_nothing(
 ) -> None:
     """#1: GitLab's git_http_url, Bitbucket Server's clone link and Gitea's clone_url
     naming a git option are refused at intake with the reason; nothing is queued."""
-    config = parse_config(
-        f"state_dir: {tmp_path}\nrepositories:\n"
-        f"  - name: {name}\n    forge: {forge}\n    secret: {SECRET}\n{local_clone_settings()}"
-        "    image: 127.0.0.1:5000/x\n    rules: [{branch: main, tags: [latest]}]\n",
-        {},
+    entry = configs.repository(
+        name,
+        "127.0.0.1:5000/x",
+        forge=forge,
+        secret=SECRET,
+        extra=local_clone_settings(),
+        rules=LATEST,
     )
+    config = configs.config(tmp_path, [entry])
     event, payload = make_payload(name, injection(tmp_path / "pwned"), "a" * 40)
     body = json.dumps(payload).encode()
 
@@ -203,7 +204,7 @@ def test_a_stored_plan_with_an_option_as_clone_url_runs_nothing(
     [build] = BuildQueue.for_config(redis, config).submit(
         [plan_of(config, "acme/web", injection(marker), sha)]
     )
-    work(config, redis, docker_host)
+    work(config, redis, docker_host, name="test-worker")
 
     assert not marker.exists()
     record = store.get(build)
@@ -270,7 +271,7 @@ def test_a_stored_plan_for_another_host_sends_no_token(
         [plan_of(config, "acme/web", url, "c" * 40)]
     )
 
-    work(config, redis, docker_host)
+    work(config, redis, docker_host, name="test-worker")
 
     record = BuildStore(redis).get(build)
     assert record is not None and record.status == BuildStatus.FAILED
@@ -331,19 +332,27 @@ def test_two_repositories_cannot_read_each_others_commits_through_the_mirror(
     private.push("main")
     with GitHttpServer(private.bare.parent, ("x-access-token", TOKEN)) as forge:
         url = forge.url(private.bare.name)
-        config = parse_config(
-            f"state_dir: {tmp_path / 'state'}\nretries: {{transient: 1}}\n"
-            f"registries: [{{host: {registry.host}, insecure: true}}]\n"
-            "repositories:\n"
-            f"  - name: acme/private\n    forge: github\n    secret: {SECRET}\n"
-            f"    clone_url: {url}\n    clone_token: {TOKEN}\n"
-            f"    image: {registry.host}/iso/private\n"
-            "    rules: [{branch: main, tags: [latest]}]\n"
-            f"  - name: acme/public\n    forge: github\n    secret: {SECRET}\n"
-            f"    clone_hosts: ['127.0.0.1:{forge.port}']\n    clone_schemes: [http]\n"
-            f"    image: {registry.host}/iso/public\n"
-            "    rules: [{branch: main, tags: [latest]}]\n",
-            {},
+        private_entry = configs.repository(
+            "acme/private",
+            f"{registry.host}/iso/private",
+            secret=SECRET,
+            clone_url=url,
+            clone_token=TOKEN,
+            rules=LATEST,
+        )
+        public_entry = configs.repository(
+            "acme/public",
+            f"{registry.host}/iso/public",
+            secret=SECRET,
+            clone_hosts=[f"127.0.0.1:{forge.port}"],
+            clone_schemes=["http"],
+            rules=LATEST,
+        )
+        config = configs.config(
+            tmp_path / "state",
+            [private_entry, public_entry],
+            retries={"transient": 1},
+            registries=[{"host": registry.host, "insecure": True}],
         )
         client = TestClient(create_app(config, redis))
         store = BuildStore(redis)
@@ -353,7 +362,7 @@ def test_two_repositories_cannot_read_each_others_commits_through_the_mirror(
                 client, repository, "refs/heads/main", sha, url, delivery=delivery, secret=SECRET
             )
             assert status == 202, answer
-            work(config, redis, docker_host)
+            work(config, redis, docker_host, name="test-worker")
             [build] = answer["builds"]
             builds.append(build)
         private_build, public_build = store.get_many(builds)
@@ -390,13 +399,15 @@ def test_a_bad_ref_is_refused_at_intake_and_nothing_is_queued(
     """#8: a signed push whose ref git would refuse (NUL, `..`, control characters, an
     option, over-long) is answered 400 with the reason, and nothing is queued."""
     name = "acme/web"
-    config = parse_config(
-        f"state_dir: {tmp_path}\nrepositories:\n"
-        f"  - name: {name}\n    forge: {forge}\n    secret: {SECRET}\n"
-        "    clone_url: https://git.example.com/acme/web.git\n"
-        "    image: 127.0.0.1:5000/x\n    rules: [{branch: /.*/, tags: [latest]}]\n",
-        {},
+    entry = configs.repository(
+        name,
+        "127.0.0.1:5000/x",
+        forge=forge,
+        secret=SECRET,
+        clone_url="https://git.example.com/acme/web.git",
+        rules=ANY_BRANCH_LATEST,
     )
+    config = configs.config(tmp_path, [entry])
     if forge == "github":
         payload = json.loads(github_push_body(name, ref, "e" * 40, "https://github.com/x.git"))
         event = "push"
@@ -491,14 +502,16 @@ def test_a_trigger_with_a_bad_ref_and_a_sha_is_refused(
 ) -> None:
     """#8: a trigger naming a sha (so no `ls-remote` checks the ref) and a ref git would
     refuse is answered 400 with the reason; nothing is queued."""
-    config = parse_config(
-        f"state_dir: {tmp_path}\nrepositories:\n"
-        f"  - name: acme/web\n    forge: gitea\n    secret: {SECRET}\n"
-        "    clone_url: https://git.example.com/acme/web.git\n"
-        "    trigger_token: trigger-token-123\n"
-        "    image: 127.0.0.1:5000/x\n    rules: [{branch: /.*/, tags: [latest]}]\n",
-        {},
+    entry = configs.repository(
+        "acme/web",
+        "127.0.0.1:5000/x",
+        forge="gitea",
+        secret=SECRET,
+        clone_url="https://git.example.com/acme/web.git",
+        trigger_token="trigger-token-123",
+        rules=ANY_BRANCH_LATEST,
     )
+    config = configs.config(tmp_path, [entry])
     client = TestClient(create_app(config, redis))
 
     response = client.post(
@@ -565,7 +578,7 @@ def test_a_stored_plan_with_a_bad_ref_fails_before_git_runs(
     bad = BuildPlan.from_dict({**plan.to_dict(), "ref": "refs/heads/a..b"})
 
     [build] = BuildQueue.for_config(redis, config).submit([bad])
-    work(config, redis, docker_host)
+    work(config, redis, docker_host, name="test-worker")
 
     record = BuildStore(redis).get(build)
     assert record is not None and record.status == BuildStatus.FAILED

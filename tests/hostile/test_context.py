@@ -28,6 +28,7 @@ from builder.errors import BuildFailed, SourceError, UnsafePathError
 from builder.source import MirrorCache
 from builder.streamcontext import stream_context
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests import configs
 from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
@@ -50,17 +51,22 @@ def commit(repo: GitRepo, files: dict[str, str], links: dict[str, str]) -> str:
 
 
 def write_config(path: Path, registry_host: str, repo: GitRepo, builder: str, extra: str) -> Path:
-    path.write_text(
-        f"state_dir: {path.parent / 'state'}\n"
-        "retries: {backoff_seconds: 0.1}\n"
-        f"registries:\n  - {{host: {registry_host}, insecure: true}}\n"
-        "repositories:\n"
-        f"  - name: {repo.name}\n    forge: github\n    secret: {SECRET}\n"
-        f"    clone_url: {repo.url}\n    image: {registry_host}/{repo.name}\n"
-        f"    builder: {builder}\n{extra}"
-        "    rules:\n      - {branch: main, tags: [latest]}\n"
+    entry = configs.repository(
+        repo.name,
+        f"{registry_host}/{repo.name}",
+        secret=SECRET,
+        clone_url=repo.url,
+        builder=builder,
+        extra=extra,
+        rules=[{"branch": "main", "tags": ["latest"]}],
     )
-    return path
+    return configs.config_file(
+        path,
+        path.parent / "state",
+        [entry],
+        retries={"backoff_seconds": 0.1},
+        registries=[{"host": registry_host, "insecure": True}],
+    )
 
 
 @pytest.fixture

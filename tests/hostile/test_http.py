@@ -25,9 +25,10 @@ import uvicorn
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners import servicelog
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests import configs
 from tests.conftest import github_signature
 from tests.services import docker_env, free_port, port_open, wait_until
 from webhooks.app import create_app
@@ -38,26 +39,19 @@ TOKEN = "t" * 32
 MB = 1024 * 1024
 
 
-def make_config(tmp_path: Path, server: str = "", body: int = 100_000) -> Config:
-    return parse_config(
-        f"""
-state_dir: {tmp_path}
-server: {{max_body_bytes: {body}, token: {TOKEN}{server}}}
-repositories:
-  - name: acme/web
-    forge: github
-    secret: {SECRET}
-    trigger_token: trigger-token-123
-    image: localhost:5000/web
-    rules: [{{branch: main, tags: [latest]}}]
-  - name: acme/quiet
-    forge: github
-    secret: {SECRET}
-    image: localhost:5000/quiet
-    rules: [{{branch: main, tags: [latest]}}]
-""",
-        {},
+def make_config(tmp_path: Path, body: int = 100_000, **server: object) -> Config:
+    """acme/web (with a trigger) and acme/quiet on GitHub; `server` adds server settings."""
+    rules = [{"branch": "main", "tags": ["latest"]}]
+    web = configs.repository(
+        "acme/web",
+        "localhost:5000/web",
+        secret=SECRET,
+        trigger_token="trigger-token-123",
+        rules=rules,
     )
+    quiet = configs.repository("acme/quiet", "localhost:5000/quiet", secret=SECRET, rules=rules)
+    settings = {"max_body_bytes": body, "token": TOKEN, **server}
+    return configs.config(tmp_path, [web, quiet], server=settings)
 
 
 @pytest.fixture
@@ -67,7 +61,7 @@ def public(redis: Redis, tmp_path: Path) -> TestClient:
 
 @pytest.fixture
 def private(redis: Redis, tmp_path: Path) -> TestClient:
-    return TestClient(create_app(make_config(tmp_path, ", public: false"), redis))
+    return TestClient(create_app(make_config(tmp_path, public=False), redis))
 
 
 def unsigned_push(client: TestClient, name: str, **headers: str) -> httpx.Response:
@@ -174,7 +168,7 @@ def test_private_reads_need_the_token_everywhere(
 def test_healthz_stays_open_but_tells_why_only_with_the_token(redis: Redis, tmp_path: Path) -> None:
     """#7: /healthz answers a load balancer without the token, naming no host or socket."""
     app = create_app(
-        make_config(tmp_path, ", public: false"),
+        make_config(tmp_path, public=False),
         redis,
         docker_environ={"DOCKER_HOST": f"tcp://127.0.0.1:{free_port()}"},
     )
@@ -322,8 +316,10 @@ def served(redis: Redis, tmp_path: Path, docker_host: str) -> Iterator[Served]:
     """The app behind the protocol `serve` uses, with short deadlines and 60 connections."""
     config = make_config(
         tmp_path,
-        ", header_timeout_seconds: 1.5, body_timeout_seconds: 1, max_connections: 60,"
-        " max_header_bytes: 4096",
+        header_timeout_seconds=1.5,
+        body_timeout_seconds=1,
+        max_connections=60,
+        max_header_bytes=4096,
     )
     port = free_port()
     settings = guarded_config(

@@ -7,6 +7,7 @@ import io
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,20 @@ from builder.tagowners import refusal, takes_over
 from runners import servicelog
 from runners.cli import main
 from runners.records import BuildRecord, BuildStatus, BuildStore, new_build_id
+from tests import builds
+from tests.builds import work
+from tests.configs import ACME_SECRET as SECRET
+from tests.configs import acme_web
 from tests.conftest import FIXTURES, MakeRepo
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader
 from tests.services import live_server
 from tests.signing import gitlab_signing_headers
-from tests.test_rules_e2e import SECRET, config, deliver, work
 from webhooks.app import create_app
 from webhooks.errors import SignatureInvalid
 from webhooks.forges.gitlab import GitLabDriver
 
+deliver = partial(builds.deliver, secret=SECRET)
 GITLAB_TOKEN = "whsec_" + "c2lnbmluZy10b2tlbi1mb3ItdGVzdHM="
 
 
@@ -65,7 +70,7 @@ def test_12_branch_dash_main_does_not_overwrite_mains_image_in_either_order(
     evil = repo.commit({"version.txt": "evil\n"})
     repo.push("refs/heads/-main")
     rules = '      - {branch: "/.*/", tags: ["{sourceref}", "{short_sha}"]}\n'
-    cfg = config(tmp_path, registry, repo.url, "names/web", rules)
+    cfg = acme_web(tmp_path, registry, repo.url, "names/web", rules)
     client = TestClient(create_app(cfg, redis))
     store = BuildStore(redis)
 
@@ -90,7 +95,7 @@ def test_12_branch_dash_main_does_not_overwrite_mains_image_in_either_order(
     # even though `-main`'s commit is newer, and `-main` cannot take it again.
     later = repo.commit({"version.txt": "later\n"})
     repo.push("refs/heads/-main")
-    other = config(tmp_path, registry, repo.url, "names/other", rules)
+    other = acme_web(tmp_path, registry, repo.url, "names/other", rules)
     client = TestClient(create_app(other, redis))
     deliver(client, "refs/heads/-main", evil, delivery="first")
     work(other, redis, docker_host)

@@ -23,11 +23,12 @@ from builder.engine import _BuildOutput
 from builder.plan import BuildPlan
 from runners.queue import BuildQueue
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests.buildkit_messages import aux, log, vertex
+from tests.builds import finished, log_has, status_of
 from tests.conftest import GitRepo, MakeRepo
 from tests.helpers import step_output
 from tests.registry import RegistryReader
 from tests.services import wait_until
-from tests.test_buildkit_trace import aux, log, vertex
 from tests.workers import WorkerProcess, deliver, write_config
 from webhooks.app import create_app
 
@@ -35,26 +36,6 @@ QUICK = "FROM hookbuild-test/busybox\nCOPY version.txt /version.txt\nRUN cat /ve
 SLOW = "FROM hookbuild-test/busybox\nRUN echo step-started && sleep {seconds} && echo step-done\n"
 
 Setup = Callable[..., tuple[GitRepo, str, Path, Config, TestClient]]
-
-
-def status_of(store: BuildStore, build_id: str) -> BuildStatus | None:
-    record = store.get(build_id)
-    return record.status if record else None
-
-
-def finished(store: BuildStore, build_id: str, timeout: float = 120) -> BuildRecord:
-    wait_until(
-        lambda: (status_of(store, build_id) or BuildStatus.QUEUED).finished,
-        timeout,
-        f"build {build_id} to finish",
-    )
-    record = store.get(build_id)
-    assert record is not None
-    return record
-
-
-def log_has(store: BuildStore, build_id: str, text: str) -> bool:
-    return text in step_output(store.log_lines(build_id))
 
 
 @pytest.fixture
