@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder import config as config_model
+from builder.config import Config
+from runners.configload import load_config_compact as _load_compact
 from tests.conftest import github_push_body, github_signature, local_clone_settings
+from webhooks.forges import DRIVERS
 
 SECRET = "webhook-secret-for-tests"
 _BUILDKIT_STEP_NUMBER = re.compile(r"^#\d+ ")
+
+
+# The config with every registered forge, as the entry points load it (runners/cli.py):
+# tests that read a config directly use these.
+def parse_config(
+    text: str, environ: Mapping[str, str], source: str = "", reading_only: bool = False
+) -> Config:
+    return config_model.parse_config(text, environ, source, reading_only, forges=DRIVERS)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str], reading_only: bool = False) -> Config:
+    return config_model.load_config(path, environ, reading_only, forges=DRIVERS)
+
+
+def load_config_compact(path: str | Path, environ: Mapping[str, str]) -> Config:
+    return _load_compact(path, environ, forges=DRIVERS)
 
 
 def step_output(log: list[str]) -> list[str]:

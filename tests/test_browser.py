@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis import Redis
 
-from builder.config import load_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.conftest import GitRepo, MakeRepo
+from tests.helpers import load_config
 from tests.registry import RegistryReader
 from tests.services import docker_env, live_server
 from tests.signing import forge_headers

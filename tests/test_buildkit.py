@@ -13,12 +13,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import load_config
 from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
-from tests.helpers import make_config, step_output
+from tests.helpers import load_config, make_config, step_output
 from tests.registry import RegistryReader
 from tests.services import publish_elsewhere, wait_until
 from tests.test_pipeline_e2e import push_and_build

@@ -13,11 +13,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import load_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
 from tests.conftest import MakeRepo
+from tests.helpers import load_config
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
 from tests.workers import WorkerProcess, deliver, write_config

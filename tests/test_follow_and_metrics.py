@@ -14,12 +14,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import load_config
 from runners import servicelog
 from runners.logstream import LogClient
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
-from tests.helpers import step_output
+from tests.helpers import load_config, step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, free_port, live_server, wait_until
 from tests.workers import WorkerProcess, deliver, write_config

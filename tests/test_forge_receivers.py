@@ -10,10 +10,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStore
 from tests.conftest import FIXTURES
+from tests.helpers import parse_config
 from tests.signing import forge_headers, gitlab_signing_headers
 from tests.test_forge_fixtures import DRIVER_FOR, INDEX, PUSH_EVENTS, expected_pushes
 from webhooks.app import create_app

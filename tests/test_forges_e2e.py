@@ -12,11 +12,10 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests.conftest import FIXTURES, MakeRepo, local_clone_settings
-from tests.helpers import DOCKERFILE
+from tests.helpers import DOCKERFILE, parse_config
 from tests.registry import RegistryReader
 from tests.services import docker_env
 from tests.signing import forge_headers

@@ -11,11 +11,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests.conftest import MakeRepo, fixture_bytes, git
-from tests.helpers import DOCKERFILE
+from tests.helpers import DOCKERFILE, parse_config
 from tests.registry import RegistryReader
 from tests.services import docker_env
 from tests.signing import forge_headers

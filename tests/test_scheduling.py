@@ -15,14 +15,14 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, load_config
+from builder.config import Config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
 from tests.conftest import GitRepo, MakeRepo
-from tests.helpers import step_output
+from tests.helpers import load_config, step_output
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until
 from tests.workers import TOKEN, WorkerProcess, deliver, write_config

@@ -9,13 +9,13 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests.conftest import GitRepo, MakeRepo, git
-from tests.helpers import DOCKERFILE
+from tests.helpers import DOCKERFILE, parse_config
 from tests.registry import RegistryReader
 from tests.services import docker_env, live_server
 from webhooks.app import create_app

@@ -18,7 +18,7 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
 from runners.deliverylog import DeliveryLog
@@ -27,7 +27,7 @@ from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests.conftest import MakeRepo, github_push_body, local_clone_settings
 from tests.git_http import GitHttpServer
-from tests.helpers import DOCKERFILE, SECRET, make_config, post_github_push
+from tests.helpers import DOCKERFILE, SECRET, make_config, parse_config, post_github_push
 from tests.registry import RegistryReader
 from tests.services import docker_env
 from tests.signing import forge_headers

@@ -25,10 +25,11 @@ import uvicorn
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners import servicelog
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.conftest import github_signature
+from tests.helpers import parse_config
 from tests.services import docker_env, free_port, port_open, wait_until
 from webhooks.app import create_app
 from webhooks.connections import guarded_config

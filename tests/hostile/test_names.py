@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from builder.errors import ConfigError
 from builder.printable import printable_log_line
 from builder.tagorder import TagHolder
@@ -24,7 +23,7 @@ from runners import servicelog
 from runners.cli import main
 from runners.records import BuildRecord, BuildStatus, BuildStore, new_build_id
 from tests.conftest import FIXTURES, MakeRepo
-from tests.helpers import DOCKERFILE
+from tests.helpers import DOCKERFILE, parse_config
 from tests.registry import RegistryReader
 from tests.services import live_server
 from tests.signing import gitlab_signing_headers
