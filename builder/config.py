@@ -152,7 +152,7 @@ class RepositoryConfig(StrictModel):
 
     @model_validator(mode="after")
     def _keep_forge_facts(self, info: ValidationInfo) -> RepositoryConfig:
-        self._forge = ForgeFacts.of(_forges(info)[self.forge])
+        self._forge = _forges(info)[self.forge]
         return self
 
     @field_validator("clone_hosts")
@@ -267,7 +267,7 @@ class RepositoryConfig(StrictModel):
         return (self.clone_username or self._forge.token_username, self.clone_token)
 
 
-def _forges(info: ValidationInfo) -> Forges:
+def _forges(info: ValidationInfo) -> Mapping[str, ForgeFacts]:
     forges = info.context.get("forges") if isinstance(info.context, dict) else None
     if forges is None:  # a caller's mistake, not the config's: raised as it is
         raise TypeError("a config is validated against the forges: parse_config(..., forges=)")
@@ -440,7 +440,10 @@ def parse_config(
     problems: list[ConfigProblem] = []
     tree = expand(tree, environ, problems, reading_only=reading_only)
     try:
-        config = Config.model_validate(tree, context={"forges": forges})
+        # One copy of each forge's facts, shared by its repositories (and by a pickled
+        # config's: pickle keeps shared objects shared).
+        facts = {name: ForgeFacts.of(forge) for name, forge in forges.items()}
+        config = Config.model_validate(tree, context={"forges": facts})
     except ValidationError as exc:
         # A value whose variable is unset was already reported; its emptiness is no news.
         unset = {p.location for p in problems}

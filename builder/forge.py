@@ -11,7 +11,7 @@ itself and a worker needs no driver. Pure: no I/O.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,9 +70,9 @@ class ForgeFacts:
 _CUTOFF = 0.7
 
 
-def forge_problem(value: Any, forges: Forges) -> str | None:
-    """Why `value` is not a registered forge's name (worded as the config's other choices
-    are); None when it is one."""
+def forge_problem(value: Any, forges: Collection[str]) -> str | None:
+    """Why `value` is not the name of one of `forges` (worded as the config's other
+    choices are); None when it is one."""
     if isinstance(value, str) and value in forges:
         return None
     names = [repr(name) for name in forges] or ["a registered forge (none is)"]
