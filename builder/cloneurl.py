@@ -16,12 +16,6 @@ from urllib.parse import urlsplit
 MAX_URL_LENGTH = 2048
 SCHEMES = ("https", "http", "ssh", "git")
 DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
-# Where the hosted forges serve their repositories (config `clone_hosts` replaces it).
-HOSTED_CLONE_HOSTS = {
-    "github": ("github.com",),
-    "gitlab": ("gitlab.com",),
-    "bitbucket": ("bitbucket.org",),
-}
 
 _UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")
 # git's own spelling of ssh as a URL scheme.

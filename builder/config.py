@@ -18,11 +18,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from builder.cloneurl import HOSTED_CLONE_HOSTS, clone_host_entry, url_problem
+from builder.cloneurl import clone_host_entry, url_problem
 from builder.configerrors import problems_from
 from builder.configtypes import (
     BuildArgs,
@@ -37,31 +38,9 @@ from builder.configtypes import (
 )
 from builder.envsubst import expand
 from builder.errors import ConfigError, ConfigProblem
+from builder.forge import ForgeFacts, Forges, forge_problem
 from builder.ruleconfig import ImageConfig, RuleConfig, check_image_name
 from builder.yamlaliases import alias_problem
-
-FORGES = ("github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs")
-Forge = Literal["github", "gitlab", "bitbucket", "bitbucket-server", "gitea", "forgejo", "gogs"]
-
-# Basic-auth user names that each forge accepts with an access token as the password.
-TOKEN_USERNAMES: Mapping[str, str] = {
-    "github": "x-access-token",
-    "gitlab": "oauth2",
-    "bitbucket": "x-token-auth",
-    "bitbucket-server": "x-token-auth",
-    "gitea": "oauth2",
-    "forgejo": "oauth2",
-    "gogs": "oauth2",
-}
-
-# Where a hosted forge serves a repository when the config gives no clone_url and there is
-# no payload to read one from (trigger URLs, `hookbuild build`).
-HOSTED_CLONE_URLS: Mapping[str, str] = {
-    "github": "https://github.com/{name}.git",
-    "gitlab": "https://gitlab.com/{name}.git",
-    "bitbucket": "https://bitbucket.org/{name}.git",
-}
-
 
 CloneScheme = Literal["https", "http", "ssh", "git"]
 
@@ -123,7 +102,7 @@ class RegistryConfig(StrictModel):
 
 class RepositoryConfig(StrictModel):
     name: str = Field(min_length=1)
-    forge: Forge
+    forge: str  # a registered forge's name (builder/forge.py)
     secret: Secret = Field(min_length=1)
     signing_token: Secret | None = None  # GitLab's signing token, when it differs from `secret`
     trigger_token: Secret | None = None  # enables POST /trigger/{name}/{token}
@@ -165,6 +144,20 @@ class RepositoryConfig(StrictModel):
     network: Network = "default"
     paths: Globs = Field(default_factory=list)
     ignore_paths: Globs = Field(default_factory=list)
+
+    _forge: ForgeFacts = PrivateAttr()
+
+    @field_validator("forge", mode="before")
+    @classmethod
+    def _registered(cls, value: Any, info: ValidationInfo) -> Any:
+        if problem := forge_problem(value, _forges(info)):
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _keep_forge_facts(self, info: ValidationInfo) -> RepositoryConfig:
+        self._forge = _forges(info)[self.forge]
+        return self
 
     @field_validator("clone_hosts")
     @classmethod
@@ -240,19 +233,23 @@ class RepositoryConfig(StrictModel):
         ]
 
     @property
+    def forge_facts(self) -> ForgeFacts:
+        """What this repository's forge driver says of the forge (builder/forge.py)."""
+        return self._forge
+
+    @property
     def default_clone_url(self) -> str | None:
         """The config's clone_url, else the hosted forge's, else None (self-hosted)."""
         if self.clone_url:
             return self.clone_url
-        template = HOSTED_CLONE_URLS.get(self.forge)
-        return template.format(name=self.name) if template else None
+        return self._forge.clone_url(self.name)
 
     @cached_property
     def allowed_clone_hosts(self) -> frozenset[str]:
         """The hosts a payload's clone URL may name (made once: checked per delivery)."""
         if self.clone_hosts is not None:
             return frozenset(self.clone_hosts)
-        return frozenset(HOSTED_CLONE_HOSTS.get(self.forge, ()))
+        return frozenset(self._forge.hosted_clone_hosts)
 
     @property
     def payload_clone_url_example(self) -> str | None:
@@ -273,7 +270,14 @@ class RepositoryConfig(StrictModel):
     def clone_credentials(self) -> tuple[str, str] | None:
         if not self.clone_token:
             return None
-        return (self.clone_username or TOKEN_USERNAMES[self.forge], self.clone_token)
+        return (self.clone_username or self._forge.token_username, self.clone_token)
+
+
+def _forges(info: ValidationInfo) -> Mapping[str, ForgeFacts]:
+    forges = info.context.get("forges") if isinstance(info.context, dict) else None
+    if forges is None:  # a caller's mistake, not the config's: raised as it is
+        raise TypeError("a config is validated against the forges: parse_config(..., forges=)")
+    return forges  # type: ignore[no-any-return]
 
 
 def _default_state_dir(environ: Mapping[str, str]) -> str:
@@ -413,11 +417,17 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_config(
-    text: str, environ: Mapping[str, str], source: str = "", reading_only: bool = False
+    text: str,
+    environ: Mapping[str, str],
+    source: str = "",
+    reading_only: bool = False,
+    *,
+    forges: Forges,
 ) -> Config:
     """Validate YAML text; raise `ConfigError` listing every problem with its location.
     `reading_only`: for commands that only read builds and logs, which need none of the
-    secrets (builder/envsubst.py)."""
+    secrets (builder/envsubst.py). `forges`: the forge drivers' registry, which `forge:`
+    must name one of (the entry points pass `webhooks.forges.DRIVERS`)."""
     try:
         tree = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -436,7 +446,10 @@ def parse_config(
     problems: list[ConfigProblem] = []
     tree = expand(tree, environ, problems, reading_only=reading_only)
     try:
-        config = Config.model_validate(tree)
+        # One copy of each forge's facts, shared by its repositories (and by a pickled
+        # config's: pickle keeps shared objects shared).
+        facts = {name: ForgeFacts.of(forge) for name, forge in forges.items()}
+        config = Config.model_validate(tree, context={"forges": facts})
     except ValidationError as exc:
         # A value whose variable is unset was already reported; its emptiness is no news.
         unset = {p.location for p in problems}
@@ -449,7 +462,9 @@ def parse_config(
     return config
 
 
-def load_config(path: str | Path, environ: Mapping[str, str], reading_only: bool = False) -> Config:
+def load_config(
+    path: str | Path, environ: Mapping[str, str], reading_only: bool = False, *, forges: Forges
+) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
@@ -457,4 +472,4 @@ def load_config(path: str | Path, environ: Mapping[str, str], reading_only: bool
         raise ConfigError(
             [ConfigProblem("", f"cannot read {path}: {exc.strerror}")], str(path)
         ) from exc
-    return parse_config(text, environ, str(path), reading_only)
+    return parse_config(text, environ, str(path), reading_only, forges=forges)

@@ -23,6 +23,7 @@ from runners.children import spawn
 from runners.logstream import LogClient, LogStreamError
 from runners.records import BuildQuery, BuildRecord, BuildStatus, BuildStore
 from runners.redis_server import PrivateRedis
+from webhooks.forges import DRIVERS
 
 log = servicelog.get_logger("hookbuild")
 CONFIG_HELP = "The config file. Default: $HOOKBUILD_CONFIG, else ./builds.yml."
@@ -71,8 +72,8 @@ def _load(config_path: str, long_running: bool = False, reading_only: bool = Fal
 
     try:
         if long_running:
-            return load_config_compact(config_path, os.environ)
-        return load_config(config_path, os.environ, reading_only)
+            return load_config_compact(config_path, os.environ, forges=DRIVERS)
+        return load_config(config_path, os.environ, reading_only, forges=DRIVERS)
     except HookbuildError as exc:
         raise click.ClickException(printable_lines(str(exc))) from exc
 
@@ -132,7 +133,7 @@ def main(ctx: click.Context, log_format: str, log_level: str | None) -> None:
 def check(config_file: str) -> None:
     """Validate CONFIG_FILE: print every error with its location; exit 1 on any."""
     try:
-        config = load_config(config_file, os.environ)
+        config = load_config(config_file, os.environ, forges=DRIVERS)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

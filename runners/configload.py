@@ -15,16 +15,17 @@ from pathlib import Path
 
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
+from builder.forge import Forges
 
 
-def load_config_compact(path: str | Path, environ: Mapping[str, str]) -> Config:
+def load_config_compact(path: str | Path, environ: Mapping[str, str], *, forges: Forges) -> Config:
     """`load_config`, parsed in a child process. Call before starting threads."""
     readable, writable = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: parse, send, and leave without running any cleanup
         os.close(readable)
         try:
-            outcome: object = load_config(path, environ)
+            outcome: object = load_config(path, environ, forges=forges)
         except ConfigError as exc:
             outcome = exc
         except BaseException as exc:

@@ -28,7 +28,7 @@ def request_build(
     if clone_url is None:
         raise TriggerRequestError(
             f"repository {repository.name!r} has no clone_url in the config, and a "
-            f"{repository.forge} server's address cannot be guessed: set clone_url"
+            f"{repository.forge_facts.title} server's address cannot be guessed: set clone_url"
         )
     if sha is None:
         ref, sha = resolve_ref(clone_url, ref, repository.clone_credentials)

@@ -24,6 +24,7 @@ from runners import redisclient, servicelog
 from runners.children import die_with_parent
 from runners.configload import load_config_compact
 from webhooks.connections import ensure_descriptors, guarded_config
+from webhooks.forges import DRIVERS
 
 CONFIG_ENV = "HOOKBUILD_SERVE_CONFIG"
 REDIS_ENV = "HOOKBUILD_SERVE_REDIS_URL"
@@ -84,7 +85,7 @@ def app_from_environment() -> Starlette:
     servicelog.configure(
         os.environ.get(servicelog.FORMAT_ENV, "text"), os.environ.get(servicelog.LEVEL_ENV, "info")
     )
-    config = load_config_compact(os.environ[CONFIG_ENV], os.environ)
+    config = load_config_compact(os.environ[CONFIG_ENV], os.environ, forges=DRIVERS)
     connection = redisclient.from_url(os.environ[REDIS_ENV], retries=redisclient.ANSWERING_RETRIES)
     return _frozen(create_app(config, connection))
 

@@ -16,13 +16,32 @@ from typing import Any
 
 import yaml
 
-from builder.config import Config, parse_config
+from builder import config as config_model
+from builder.config import Config
+from runners.configload import load_config_compact as _load_compact
 from tests.registry import RegistryReader
+from webhooks.forges import DRIVERS
 
 Fragment = str | Mapping[str, Any]
 Rules = str | Sequence[Mapping[str, Any]]
 
 MAIN_TAGS = '      - branch: main\n        tags: [latest, "{short_sha}"]\n'
+
+
+# The config with every registered forge, as the entry points load it (runners/cli.py):
+# tests that read a config directly use these.
+def parse_config(
+    text: str, environ: Mapping[str, str], source: str = "", reading_only: bool = False
+) -> Config:
+    return config_model.parse_config(text, environ, source, reading_only, forges=DRIVERS)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str], reading_only: bool = False) -> Config:
+    return config_model.load_config(path, environ, reading_only, forges=DRIVERS)
+
+
+def load_config_compact(path: str | Path, environ: Mapping[str, str]) -> Config:
+    return _load_compact(path, environ, forges=DRIVERS)
 
 
 def _yaml(value: str) -> Any:

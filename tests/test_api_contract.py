@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from redis import Redis
 from schemathesis.checks import positive_data_acceptance
 
-from builder.config import parse_config
 from runners.queue import BuildQueue
 from runners.records import BuildRecord, BuildStatus
+from tests.configs import parse_config
 from tests.services import docker_env, live_server
 from webhooks import openapi
 from webhooks.app import create_app

@@ -20,10 +20,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from builder.config import load_config
 from runners.deliverylog import DeliveryLog, DeliveryRecord
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests import configs
+from tests.configs import load_config
 from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, live_server

@@ -9,11 +9,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from builder.errors import ConfigError
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
+from tests.configs import parse_config
 from tests.conftest import MakeRepo, local_clone_settings
 from tests.helpers import SECRET, post_github_push
 from tests.registry import RegistryReader

@@ -13,11 +13,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import load_config
 from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.builds import finished, push_and_build
+from tests.configs import load_config
 from tests.conftest import MakeRepo
 from tests.helpers import make_config, step_output
 from tests.registry import RegistryReader

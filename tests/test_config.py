@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from builder.config import parse_config
 from builder.errors import ConfigError
 from runners.cli import main
+from tests.configs import parse_config
 
 GOOD = """
 registries:
@@ -139,10 +139,9 @@ def test_example_config_is_valid() -> None:
 
 def test_a_config_loaded_in_a_child_process_is_the_same_config(tmp_path: Path) -> None:
     """Servers and workers parse in a forked child (runners/configload.py)."""
-    from builder.config import load_config
     from builder.events import PushEvent
     from builder.rules import decide
-    from runners.configload import load_config_compact
+    from tests.configs import load_config, load_config_compact
 
     path = tmp_path / "builds.yml"
     path.write_text(

@@ -9,8 +9,8 @@ from pathlib import Path
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests.configs import parse_config
 from webhooks.app import create_app
 
 CONFIG = """

@@ -13,10 +13,10 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import load_config
 from runners.records import BuildStatus, BuildStore
 from tests import services
 from tests.builds import finished, work
+from tests.configs import load_config
 from tests.conftest import MakeRepo
 from tests.registry import RegistryReader
 from tests.services import wait_until

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from builder.config import parse_config
+from tests.configs import parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "builds.example.yml"
 TEXT = EXAMPLE.read_text()

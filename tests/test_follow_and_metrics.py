@@ -14,11 +14,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import load_config
 from runners import servicelog
 from runners.logstream import LogClient
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests import configs
+from tests.configs import load_config
 from tests.conftest import MakeRepo
 from tests.helpers import step_output
 from tests.registry import RegistryReader

@@ -10,10 +10,11 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStore
 from tests import configs
+from tests.configs import parse_config
 from tests.conftest import FIXTURES
 from tests.fixture_index import DRIVER_FOR, INDEX, PUSH_EVENTS, expected_pushes
 from tests.signing import forge_headers, gitlab_signing_headers

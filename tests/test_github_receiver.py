@@ -12,11 +12,11 @@ from redis import Redis
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from runners import redisclient
 from runners.deliverylog import DeliveryLog
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStore
+from tests.configs import parse_config
 from tests.conftest import fixture_bytes, github_signature
 from webhooks.app import create_app
 

@@ -10,8 +10,8 @@ from redis import Redis
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
+from tests.configs import parse_config
 from webhooks.app import create_app
 
 CONFIG = "repositories:\n  - {name: acme/web, forge: github, secret: s, image: r/web, rules: [{branch: main}]}\n"

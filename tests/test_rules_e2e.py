@@ -11,11 +11,10 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
 from tests import builds, configs
 from tests.builds import work
-from tests.configs import ACME_SECRET, acme_web
+from tests.configs import ACME_SECRET, acme_web, parse_config
 from tests.conftest import MakeRepo, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader

@@ -11,11 +11,12 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import RepositoryConfig, parse_config
+from builder.config import RepositoryConfig
 from builder.events import PushEvent
 from builder.paths_filter import path_filter_reason
 from builder.rules import decide
 from runners.cli import main
+from tests.configs import parse_config
 from webhooks.app import create_app
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -15,13 +15,14 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, load_config
+from builder.config import Config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
 from runners.worker import run_worker
 from tests import services
 from tests.builds import finished, log_has, status_of
+from tests.configs import load_config
 from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until

@@ -9,12 +9,13 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
 from tests import configs
 from tests.builds import work
+from tests.configs import parse_config
 from tests.conftest import GitRepo, MakeRepo, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader

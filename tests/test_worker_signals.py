@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, time
     from redis import Redis
-    from builder.config import parse_config
+    from tests.configs import parse_config
     from runners.worker import run_worker
 
     config = parse_config(f"state_dir: {sys.argv[2]}\\nrepositories: []\\n", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder.config import FORGES
+from webhooks.forges import FORGES
 
 BUILD_STATUS = {"enum": ["queued", "running", "succeeded", "failed", "cancelled", "skipped"]}
 BUILD = {

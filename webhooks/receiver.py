@@ -147,7 +147,7 @@ class WebhookReceiver:
         note.delivery_id = clip_optional(driver.delivery_id(headers), DELIVERY_ID_CHARS)
         if not event:
             raise MalformedPayload(f"no event header: is this a {forge} webhook?")
-        pinged = event == "ping" or event in driver.ping_events
+        pinged = event in driver.ping_events
         if pinged and not body.strip():
             return self._ignored(note, f"{note.event}: the webhook is set up")
         payload = _decode(body)
@@ -182,7 +182,7 @@ class WebhookReceiver:
         if not plans:
             note.outcome, note.reason = "skipped", "; ".join(skipped) or "nothing to build"
             return Answer(JSONResponse({"builds": [], "skipped": note.reason}))
-        tags_once = bool(getattr(driver, "tags_once", False))
+        tags_once = driver.tags_once
         if tags_once or self.intake is None:
             return await run_in_threadpool(
                 self._enqueue, forge, note.delivery_id, plans, skipped, tags_once, note

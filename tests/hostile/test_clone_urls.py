@@ -18,7 +18,7 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import Config, parse_config
+from builder.config import Config
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
 from runners.deliverylog import DeliveryLog
@@ -26,6 +26,7 @@ from runners.queue import QUEUE_NAME, BuildQueue
 from runners.records import BuildStatus, BuildStore
 from tests import configs
 from tests.builds import work
+from tests.configs import parse_config
 from tests.conftest import MakeRepo, github_push_body, local_clone_settings
 from tests.git_http import GitHttpServer
 from tests.helpers import DOCKERFILE, SECRET, make_config, post_github_push

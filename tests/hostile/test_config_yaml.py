@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from builder.config import parse_config
 from runners.cli import main
+from tests.configs import parse_config
 
 # Ten levels of nine aliases: 9^10 strings once expanded, 30 values written.
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(

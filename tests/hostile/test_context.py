@@ -22,13 +22,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from builder.buildcontext import pack_directory
-from builder.config import load_config
 from builder.contextfilter import IgnoreMatcher
 from builder.errors import BuildFailed, SourceError, UnsafePathError
 from builder.source import MirrorCache
 from builder.streamcontext import stream_context
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests import configs
+from tests.configs import load_config
 from tests.conftest import GitRepo, MakeRepo
 from tests.registry import RegistryReader
 from tests.services import docker_env, wait_until

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.config import parse_config
 from builder.errors import ConfigError
 from builder.printable import printable_log_line
 from builder.tagorder import TagHolder
@@ -27,7 +26,7 @@ from runners.records import BuildRecord, BuildStatus, BuildStore, new_build_id
 from tests import builds
 from tests.builds import work
 from tests.configs import ACME_SECRET as SECRET
-from tests.configs import acme_web
+from tests.configs import acme_web, parse_config
 from tests.conftest import FIXTURES, MakeRepo
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader

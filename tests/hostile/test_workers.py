@@ -18,13 +18,14 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from builder.buildkit import BuildKitProgress
-from builder.config import Config, load_config
+from builder.config import Config
 from builder.engine import _BuildOutput
 from builder.plan import BuildPlan
 from runners.queue import BuildQueue
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.buildkit_messages import aux, log, vertex
 from tests.builds import finished, log_has, status_of
+from tests.configs import load_config
 from tests.conftest import GitRepo, MakeRepo
 from tests.helpers import step_output
 from tests.registry import RegistryReader
@@ -375,7 +376,7 @@ def test_reading_a_big_log_streams_it_in_pages(redis: Redis, tmp_path: Path) -> 
     import http.client
     import tracemalloc
 
-    from builder.config import parse_config
+    from tests.configs import parse_config
     from tests.services import live_server
 
     build_id = _big_log(redis, 6000, 10_000)
@@ -406,7 +407,7 @@ def test_the_build_page_shows_the_log_s_tail_with_a_way_to_the_rest(
 ) -> None:
     """#10: the dashboard's page of a build with a long log holds its last lines only, and
     links to the whole log (and says from which line it starts)."""
-    from builder.config import parse_config
+    from tests.configs import parse_config
 
     build_id = _big_log(redis, 20_000, 20)
     config = parse_config(f"state_dir: {tmp_path}\n", {})
@@ -463,8 +464,8 @@ def test_hookbuild_logs_still_prints_a_long_log_whole(redis: Redis, tmp_path: Pa
     paged stream to its end, every line once and in order."""
     from click.testing import CliRunner
 
-    from builder.config import parse_config
     from runners.cli import main
+    from tests.configs import parse_config
     from tests.services import live_server
 
     build_id = _big_log(redis, 2500, 100)

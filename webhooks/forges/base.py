@@ -1,5 +1,14 @@
-"""The face every forge driver shows the receiver (Zuul's trigger role): find the
-repository, verify the delivery, parse it into forge-independent push events."""
+"""The face every forge driver shows: everything hookbuild knows of one forge.
+
+Like Zuul's drivers (../shared/STYLE.md), a driver plays up to three roles for its forge:
+- trigger: name the event and delivery, find the repository, verify the delivery, parse it
+  into forge-independent push events (the receiver's side);
+- source: the facts the config and the worker read of the forge, the `builder.forge.Forge`
+  protocol (title, token user, hosted clone URL and hosts); builder may not import this
+  package, so the entry points hand the registry (`webhooks.forges.DRIVERS`) to the config;
+- reporter: the forge's API (commit statuses, pull requests), to come with issue 18.
+A new forge is one module here and its line in the registry (webhooks/forges/__init__.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from builder.events import PushEvent
+from builder.forge import Forge
 from builder.refs import is_sha, ref_problem
 from webhooks.errors import MalformedPayload, SignatureInvalid
 
@@ -48,10 +58,16 @@ def check_push(event: PushEvent) -> None:
         raise MalformedPayload(f"the previous commit {event.before[:80]!r} is not a full commit id")
 
 
-class ForgeDriver(Protocol):
-    name: str
-    # Events the forge sends to test a hook, possibly with no body: answered 200 at once.
+class ForgeDriver(Forge, Protocol):
+    """One forge's driver. Its source role is `Forge`'s attributes (name, title,
+    token_username, hosted_clone_url, hosted_clone_hosts); its trigger role follows."""
+
+    # Events the forge sends to test a hook, possibly with no body: answered 200 at once
+    # when bodiless, else verified when they name a repository, and never built.
     ping_events: frozenset[str]
+    # The forge announces a new tag twice (a push and a `create`): the receiver claims each
+    # tag once, so that it builds once.
+    tags_once: bool
 
     def event_name(self, headers: Headers) -> str | None: ...
 
@@ -69,6 +85,10 @@ class ForgeDriver(Protocol):
         ...
 
     def parse(self, event: str, payload: Payload, delivery_id: str | None) -> Parsed: ...
+
+    # The reporter role goes here (issue 18): e.g. `report_status(repository, sha, state,
+    # url)` against the forge's API, with the repository's API token. Nothing calls a
+    # forge's API yet.
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:

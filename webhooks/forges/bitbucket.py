@@ -20,7 +20,12 @@ from webhooks.forges.base import (
 
 class BitbucketCloudDriver:
     name = "bitbucket"
+    title = "Bitbucket Cloud"
+    token_username = "x-token-auth"  # noqa: S105 - a user name, not a secret
+    hosted_clone_url: str | None = "https://bitbucket.org/{name}.git"
+    hosted_clone_hosts: tuple[str, ...] = ("bitbucket.org",)
     ping_events: frozenset[str] = frozenset()
+    tags_once = False
 
     def event_name(self, headers: Headers) -> str | None:
         return headers.get("x-event-key")
@@ -52,8 +57,12 @@ class BitbucketCloudDriver:
         )
         main = field(payload, "repository", "mainbranch", "name")
         default_branch = main if isinstance(main, str) and main else None
+        # The payload carries no clone URL; the config's clone_url wins over this.
+        clone_url = self.hosted_clone_url.format(name=full_name) if self.hosted_clone_url else None
         events = tuple(
-            _change_event(self.name, full_name, change, pusher, delivery_id, default_branch)
+            _change_event(
+                self.name, full_name, clone_url, change, pusher, delivery_id, default_branch
+            )
             for change in changes
             if isinstance(change, dict)
         )
@@ -63,6 +72,7 @@ class BitbucketCloudDriver:
 def _change_event(
     forge: str,
     full_name: str,
+    clone_url: str | None,
     change: dict[str, Any],
     pusher: Any,
     delivery_id: str | None,
@@ -81,8 +91,7 @@ def _change_event(
         ref=prefix + str(side["name"]),
         sha="" if deleted else str(field(new, "target", "hash") or ""),
         before=str(field(old, "target", "hash") or "") if isinstance(old, dict) else "",
-        # The payload carries no clone URL; the config's clone_url wins over this.
-        clone_url=f"https://bitbucket.org/{full_name}.git",
+        clone_url=clone_url,
         deleted=deleted,
         message=message if isinstance(message, str) else None,
         pusher=pusher if isinstance(pusher, str) else None,

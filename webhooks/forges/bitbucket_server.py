@@ -13,7 +13,12 @@ from webhooks.forges.base import Headers, Parsed, Payload, check_hex_signature, 
 
 class BitbucketServerDriver:
     name = "bitbucket-server"
-    ping_events = frozenset({"diagnostics:ping"})
+    title = "Bitbucket Server"
+    token_username = "x-token-auth"  # noqa: S105 - a user name, not a secret
+    hosted_clone_url: str | None = None  # self-hosted: clone_url or the payload's
+    hosted_clone_hosts: tuple[str, ...] = ()
+    ping_events = frozenset({"diagnostics:ping"})  # "Test connection"
+    tags_once = False
 
     def event_name(self, headers: Headers) -> str | None:
         return headers.get("x-event-key")

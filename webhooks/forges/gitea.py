@@ -20,13 +20,17 @@ from webhooks.forges.base import (
 
 
 class GiteaFamilyDriver:
-    ping_events: frozenset[str] = frozenset()
+    token_username = "oauth2"  # noqa: S105 - a user name, not a secret
+    hosted_clone_url: str | None = None  # self-hosted: clone_url or the payload's
+    hosted_clone_hosts: tuple[str, ...] = ()
+    ping_events: frozenset[str] = frozenset()  # "Test Delivery" sends a real push
     # A tag arrives twice, as a push and as a `create`: build it once (see the receiver).
     tags_once = True
 
     def __init__(self, name: str, header: str) -> None:
         self.name = name
         self.header = header  # "Gitea", "Forgejo", "Gogs"
+        self.title = header
 
     def event_name(self, headers: Headers) -> str | None:
         return headers.get(f"x-{self.header.lower()}-event")

@@ -20,7 +20,14 @@ def _str(value: object) -> str | None:
 
 class GitHubDriver:
     name = "github"
-    ping_events: frozenset[str] = frozenset()  # GitHub's ping carries the repository: verified
+    title = "GitHub"
+    token_username = "x-access-token"  # noqa: S105 - a user name, not a secret
+    hosted_clone_url: str | None = "https://github.com/{name}.git"
+    hosted_clone_hosts: tuple[str, ...] = ("github.com",)
+    # A hook's ping, which names its repository (verified then) unless it is an
+    # organization's.
+    ping_events = frozenset({"ping"})
+    tags_once = False
 
     def event_name(self, headers: Headers) -> str | None:
         return headers.get("x-github-event")

@@ -21,7 +21,12 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 class GitLabDriver:
     name = "gitlab"
-    ping_events: frozenset[str] = frozenset()
+    title = "GitLab"
+    token_username = "oauth2"  # noqa: S105 - a user name, not a secret
+    hosted_clone_url: str | None = "https://gitlab.com/{name}.git"
+    hosted_clone_hosts: tuple[str, ...] = ("gitlab.com",)
+    ping_events: frozenset[str] = frozenset()  # "Test" sends a real Push Hook
+    tags_once = False
 
     def __init__(self, clock: Any = time.time) -> None:
         self.clock = clock
