@@ -174,7 +174,7 @@ def up(config_path: str, workers: int | None, processes: int | None) -> None:
     count = config.workers if workers is None else workers
     logging_options = click.get_current_context().find_root().obj or []
     if count:
-        from runners.engineprobe import announce_engine
+        from runners.worker.engineprobe import announce_engine
 
         announce_engine(os.environ)  # once, for every worker below: they skip their own
     supervisor = _WorkerSupervisor(config_path, url, count, logging_options)
@@ -262,8 +262,8 @@ def worker(
 ) -> None:
     """Run one build worker. It builds on the Docker engine that DOCKER_HOST names
     (default: unix:///var/run/docker.sock), and says at start whether that one answers."""
-    from runners.engineprobe import announce_engine
-    from runners.worker import run_worker
+    from runners.worker.engineprobe import announce_engine
+    from runners.worker.process import run_worker
 
     config = _load(config_path, long_running=True)
     if not engine_announced:

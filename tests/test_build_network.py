@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from builder.config import parse_config
 from builder.errors import ConfigError
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests import services
 from tests.conftest import MakeRepo, local_clone_settings
 from tests.helpers import SECRET, post_github_push

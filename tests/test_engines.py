@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from builder.config import load_config
 from runners.records import BuildRecord, BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests import services
 from tests.conftest import MakeRepo
 from tests.registry import RegistryReader

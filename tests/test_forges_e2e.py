@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from builder.config import parse_config
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests.conftest import FIXTURES, MakeRepo, local_clone_settings
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from builder.config import Config
 from runners.queue import QUEUE_NAME
 from runners.records import BuildRecord, BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests.conftest import REGISTRY_USER, MakeRepo, git
 from tests.helpers import DOCKERFILE, make_config, post_github_push, step_output
 from tests.registry import RegistryReader

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from builder.config import Config, parse_config
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests.conftest import MakeRepo, fixture_bytes, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader

@@ -19,7 +19,7 @@ from builder.config import Config, load_config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildRecord, BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests import services
 from tests.conftest import GitRepo, MakeRepo
 from tests.helpers import step_output

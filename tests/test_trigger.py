@@ -13,7 +13,7 @@ from builder.config import Config, parse_config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests.conftest import GitRepo, MakeRepo, git
 from tests.helpers import DOCKERFILE
 from tests.registry import RegistryReader

@@ -24,7 +24,7 @@ from builder.source import MirrorCache
 from runners.deliverylog import DeliveryLog
 from runners.queue import QUEUE_NAME, BuildQueue
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests.conftest import MakeRepo, github_push_body, local_clone_settings
 from tests.git_http import GitHttpServer
 from tests.helpers import DOCKERFILE, SECRET, make_config, post_github_push

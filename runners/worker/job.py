@@ -16,14 +16,14 @@ from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
-from runners import prefetch, workspace
-from runners.buildlog import BuildLogWriter
-from runners.context import WorkerContext, current, has_context
 from runners.queue import BuildQueue
 from runners.records import BuildStatus, BuildStore
 from runners.servicelog import about_build, get_logger
 from runners.tagledger import RedisTagLedger
-from runners.watchdog import BuildWatchdog
+from runners.worker import prefetch, workspace
+from runners.worker.buildlog import BuildLogWriter
+from runners.worker.context import WorkerContext, current, has_context
+from runners.worker.watch import BuildWatchdog
 
 service_log = get_logger(__name__)  # the service's own log; a build's is `BuildLogWriter`
 
