@@ -345,7 +345,7 @@ def build(
 ) -> None:
     """Build REPOSITORY at a ref now, through its rules: a first build or a rebuild."""
     from builder.manual import TriggerRequestError, checked_sha
-    from runners.manual import request_build
+    from runners.buildrequest import request_build
     from runners.queue import BuildQueue
 
     config = _load(config_path)

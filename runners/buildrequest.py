@@ -1,4 +1,5 @@
-"""Queue a build nobody pushed (trigger URL, `hookbuild build`) through the same rules."""
+"""A build nobody pushed (the trigger URL, `hookbuild build`): resolve its ref, match the
+rules as a push would, and queue what they give. (builder/manual.py makes the event.)"""
 
 from __future__ import annotations
 
