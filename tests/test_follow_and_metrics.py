@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from builder.config import load_config
 from runners import servicelog
-from runners.logstream import LogClient
+from runners.cli.logstream import LogClient
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests.conftest import MakeRepo
 from tests.helpers import step_output
