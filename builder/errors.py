@@ -16,7 +16,10 @@ from builder.redact import redact
 
 
 class HookbuildError(Exception):
-    """Catch this to catch all that hookbuild raises on purpose."""
+    """Catch this to catch all that hookbuild raises on purpose. `transient`: worth another
+    try (a registry's 5xx, a refused connection), as builder/retry.py does."""
+
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,18 @@ def engine_unreachable(action: str, address: str | None, reason: str) -> EngineU
     head = f"{action}: " if action else ""
     message = f"{head}the Docker engine is not reachable{where}: {redact(reason)}"
     return EngineUnreachable(message, address, reason)
+
+
+class ReleaseTagTaken(HookbuildError):
+    """A release tag already points at another image and the rule does not allow overwrite."""
+
+
+class RetagFailed(HookbuildError):
+    """The registry could not be asked to tag; the engine's push does it instead."""
+
+
+class TriggerRequestError(HookbuildError):
+    """A trigger body or `hookbuild build` arguments that name no usable ref."""
 
 
 class RegistryError(HookbuildError):

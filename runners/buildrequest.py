@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.config import RepositoryConfig
-from builder.manual import TriggerRequestError, manual_event
+from builder.errors import TriggerRequestError
+from builder.manual import manual_event
 from builder.refs import ref_problem
 from builder.rules import decide
 from builder.source import resolve_ref

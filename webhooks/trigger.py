@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from builder.config import Config
-from builder.errors import SourceError
-from builder.manual import TriggerRequestError, checked_sha, requested_ref
+from builder.errors import SourceError, TriggerRequestError
+from builder.manual import checked_sha, requested_ref
 from runners.buildrequest import request_build
 from runners.queue import BuildQueue
 from webhooks.body import read_limited

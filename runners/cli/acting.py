@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from builder.errors import HookbuildError
-from builder.manual import TriggerRequestError, checked_sha
+from builder.errors import HookbuildError, TriggerRequestError
+from builder.manual import checked_sha
 from builder.printable import printable_lines
 from runners.buildrequest import request_build
 from runners.cli.follow import follow as follow_build

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from builder.manual import TriggerRequestError
+from builder.errors import TriggerRequestError
 from builder.printable import printable_lines
 from runners.cli.options import config_option, echo, load
 from webhooks.preview import PLACEHOLDER_SHA
