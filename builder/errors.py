@@ -1,9 +1,14 @@
 """The one exception hierarchy of hookbuild.
 
-Catch `HookbuildError` to catch everything hookbuild raises on purpose. Errors carry the data
-a user needs (where in the config, which build step, the tail of the log), and
-`from_git_error` / `from_docker_error` are the only places that turn a library's exception
-into ours, the way docker-py's `create_api_error_from_http_exception` does for HTTP errors.
+Catch `HookbuildError` to catch everything hookbuild raises on purpose; its `transient` says
+whether another try may do (builder/retry.py). Errors carry the data a user needs (where in
+the config, which build step, the tail of the log). One translator per foreign library turns
+its exceptions into ours, the way docker-py's `create_api_error_from_http_exception` does for
+HTTP errors: `from_git_error` (GitPython) and `from_docker_error` (docker-py, requests) here,
+`runners.errors.from_redis_error` (redis-py) on the runners' side.
+
+Each package keeps its errors in one module: this one for builder/, webhooks/errors.py for
+the HTTP side (each with its status), runners/errors.py for the store and the CLI's client.
 """
 
 from __future__ import annotations
