@@ -1,9 +1,14 @@
 """The one exception hierarchy of hookbuild.
 
-Catch `HookbuildError` to catch everything hookbuild raises on purpose. Errors carry the data
-a user needs (where in the config, which build step, the tail of the log), and
-`from_git_error` / `from_docker_error` are the only places that turn a library's exception
-into ours, the way docker-py's `create_api_error_from_http_exception` does for HTTP errors.
+Catch `HookbuildError` to catch everything hookbuild raises on purpose; its `transient` says
+whether another try may do (builder/retry.py). Errors carry the data a user needs (where in
+the config, which build step, the tail of the log). One translator per foreign library turns
+its exceptions into ours, the way docker-py's `create_api_error_from_http_exception` does for
+HTTP errors: `from_git_error` (GitPython) and `from_docker_error` (docker-py, requests) here,
+`runners.errors.from_redis_error` (redis-py) on the runners' side.
+
+Each package keeps its errors in one module: this one for builder/, webhooks/errors.py for
+the HTTP side (each with its status), runners/errors.py for the store and the CLI's client.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from builder.redact import redact
 
 
 class HookbuildError(Exception):
-    """Catch this to catch all that hookbuild raises on purpose."""
+    """Catch this to catch all that hookbuild raises on purpose. `transient`: worth another
+    try (a registry's 5xx, a refused connection), as builder/retry.py does."""
+
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,18 @@ def engine_unreachable(action: str, address: str | None, reason: str) -> EngineU
     head = f"{action}: " if action else ""
     message = f"{head}the Docker engine is not reachable{where}: {redact(reason)}"
     return EngineUnreachable(message, address, reason)
+
+
+class ReleaseTagTaken(HookbuildError):
+    """A release tag already points at another image and the rule does not allow overwrite."""
+
+
+class RetagFailed(HookbuildError):
+    """The registry could not be asked to tag; the engine's push does it instead."""
+
+
+class TriggerRequestError(HookbuildError):
+    """A trigger body or `hookbuild build` arguments that name no usable ref."""
 
 
 class RegistryError(HookbuildError):

@@ -8,14 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from builder.config import RepositoryConfig
-from builder.errors import HookbuildError
+from builder.errors import TriggerRequestError
 from builder.events import PushEvent
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-
-
-class TriggerRequestError(HookbuildError):
-    """A trigger body or `hookbuild build` arguments that name no usable ref."""
 
 
 def requested_ref(body: Mapping[str, Any]) -> str | None:

@@ -23,7 +23,7 @@ from builder.builderchoice import choose_builder
 from builder.buildnetwork import no_network_reason
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
-from builder.errors import HookbuildError, SourceError
+from builder.errors import HookbuildError, RetagFailed, SourceError
 from builder.lines import LineSink
 from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.paths_filter import path_filter_reason
@@ -31,7 +31,7 @@ from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger
 from builder.redact import redact
 from builder.refs import ref_problem
-from builder.registry import RegistryTagger, RetagFailed
+from builder.registry import RegistryTagger
 from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
 from builder.streamcontext import stream_context

@@ -13,10 +13,10 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from builder.engine import DockerEngine, RegistryAuth
-from builder.errors import HookbuildError
+from builder.errors import ReleaseTagTaken, RetagFailed
 from builder.lines import LineSink
 from builder.plan import BuildPlan
-from builder.registry import RegistryTagger, RetagFailed
+from builder.registry import RegistryTagger
 from builder.tagkinds import TagKind
 from builder.tagorder import Ancestry, TagHolder, why_older
 from builder.tagowners import refusal, takes_over
@@ -32,10 +32,6 @@ class TagLedger(Protocol):
         ...
 
     def record(self, image: str, tag: str, holder: TagHolder) -> None: ...
-
-
-class ReleaseTagTaken(HookbuildError):
-    """A release tag already points at another image and the rule does not allow overwrite."""
 
 
 class Retrying(Protocol):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import requests
 
 from builder.engine import RegistryAuth
-from builder.errors import HookbuildError
+from builder.errors import RetagFailed
 
 # What a single-platform build pushes, and the lists and indexes a registry may hold.
 MANIFEST_TYPES = (
@@ -26,10 +26,6 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 )
-
-
-class RetagFailed(HookbuildError):
-    """The registry could not be asked to tag; the engine's push does it instead."""
 
 
 def _is_loopback(host: str) -> bool:

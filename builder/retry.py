@@ -15,6 +15,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from builder.errors import HookbuildError
 from builder.lines import LineSink
 
 T = TypeVar("T")
@@ -22,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 
 def is_transient(error: BaseException) -> bool:
-    return bool(getattr(error, "transient", False))
+    return isinstance(error, HookbuildError) and error.transient
 
 
 def with_retries(

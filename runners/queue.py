@@ -227,7 +227,7 @@ class BuildQueue:
 
     def _enqueue(self, build_id: str, plan: BuildPlan, pipeline: Pipeline | None = None) -> None:
         self.queue.enqueue_call(
-            "runners.jobs.execute_build",
+            "runners.worker.job.execute_build",
             # The plan is in the build's record already; the job names the build only.
             args=(build_id,),
             job_id=build_id,
@@ -236,7 +236,7 @@ class BuildQueue:
             failure_ttl=RESULT_TTL_SECONDS,
             # The build id leads, so RQ's own log lines about the job name it (servicelog).
             description=f"build {build_id} of {plan.repository} {plan.ref} {plan.sha[:7]}",
-            on_failure=Callback("runners.jobs.on_job_failure"),
+            on_failure=Callback("runners.worker.job.on_job_failure"),
             pipeline=pipeline,
         )
 

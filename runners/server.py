@@ -5,6 +5,9 @@ Both serve with webhooks/connections.py's protocol: slow or half-open clients ar
 out and the connections per process are capped. Several processes are uvicorn's own
 supervisor: each is started fresh (spawn) and builds the app from the environment this
 process leaves it (`app_from_environment`), and each dies with this one, even on SIGKILL.
+
+With the CLI's command modules, this is where the HTTP side is wired to the rest
+(tests/test_layers.py): `app_from_environment` is each serving process's entry point.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from builder.config import Config
 from runners import redisclient, servicelog
 from runners.children import die_with_parent
 from runners.configload import load_config_compact
+from webhooks.app import create_app
 from webhooks.connections import ensure_descriptors, guarded_config
 from webhooks.forges import DRIVERS
 
@@ -50,8 +55,6 @@ def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) 
     host, port = config.server.host, config.server.port
     ensure_descriptors(config.server.max_connections)
     if processes <= 1:
-        from webhooks.app import create_app
-
         connection = redisclient.from_url(redis_url, retries=redisclient.ANSWERING_RETRIES)
         app = _frozen(create_app(config, connection))
         settings = guarded_config(
@@ -59,8 +62,6 @@ def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) 
         )
         _Server(settings).run()
         return
-    from uvicorn.supervisors import Multiprocess
-
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     os.environ[REDIS_ENV] = redis_url
     os.environ[servicelog.FORMAT_ENV], os.environ[servicelog.LEVEL_ENV] = servicelog.current()
@@ -79,8 +80,6 @@ def serve(config_path: str, config: Config, redis_url: str, processes: int = 1) 
 
 def app_from_environment() -> Starlette:
     """One serving process's app, from what `serve` left in the environment."""
-    from webhooks.app import create_app
-
     die_with_parent(signal.SIGTERM)
     servicelog.configure(
         os.environ.get(servicelog.FORMAT_ENV, "text"), os.environ.get(servicelog.LEVEL_ENV, "info")

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis import Redis
-from redis.exceptions import LockError
 
 from builder.tagorder import TagHolder
+from runners.errors import TagLockTimeout
 from runners.keys import PREFIX
 from runners.records import text
 
@@ -45,7 +45,10 @@ class RedisTagLedger:
         # Our own token: redis-py's default, `uuid1()`, makes libuuid start its uuidd
         # daemon, a process of its own, in each work horse that asks first (~5 ms a build).
         if not lock.acquire(token=secrets.token_hex(16)):
-            raise LockError(f"could not lock {image}:{tag} within {LOCK_WAIT_SECONDS} s", lock.name)
+            raise TagLockTimeout(
+                f"tag {image}:{tag}: another build held its lock for longer than "
+                f"{LOCK_WAIT_SECONDS} s, the most a build waits for it"
+            )
         try:
             yield
         finally:

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from builder.config import Config
 from runners.records import BuildRecord, BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests.conftest import fixture_bytes
 from tests.helpers import post_github_push, step_output
 from tests.services import docker_env, wait_until

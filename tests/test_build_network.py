@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from builder.errors import ConfigError
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests import services
 from tests.configs import parse_config
 from tests.conftest import MakeRepo, local_clone_settings

@@ -15,7 +15,7 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from runners import servicelog
-from runners.logstream import LogClient
+from runners.cli.logstream import LogClient
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests import configs
 from tests.configs import load_config
@@ -247,7 +247,7 @@ def test_service_logs_are_json_lines_naming_the_build(
 def test_a_chatty_build_log_is_written_in_batches_yet_no_line_waits(redis: Redis) -> None:
     """20,000 lines in a burst go in a few dozen RPUSHes, in order; a lone line before a
     silence is written without a further line to push it out."""
-    from runners.buildlog import MAX_BATCH, BuildLogWriter
+    from runners.worker.buildlog import MAX_BATCH, BuildLogWriter
 
     def rpushes() -> int:
         stats = redis.info("commandstats").get("cmdstat_rpush", {})

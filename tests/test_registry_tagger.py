@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.registry import ImageName, RegistryTagger, RetagFailed, _is_loopback
+from builder.errors import RetagFailed
+from builder.registry import ImageName, RegistryTagger, _is_loopback
 from tests.registry import RegistryReader
 
 

@@ -19,7 +19,7 @@ from builder.config import Config
 from runners.cli import main
 from runners.queue import QUEUE_NAME
 from runners.records import BuildStatus, BuildStore
-from runners.worker import run_worker
+from runners.worker.process import run_worker
 from tests import services
 from tests.builds import finished, log_has, status_of
 from tests.configs import load_config

@@ -13,14 +13,14 @@ from redis import Redis
 from rq import Queue
 
 from runners.queue import QUEUE_NAME
-from runners.worker import BuildWorker
+from runners.worker.process import BuildWorker
 
 SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, time
     from redis import Redis
     from tests.configs import parse_config
-    from runners.worker import run_worker
+    from runners.worker.process import run_worker
 
     config = parse_config(f"state_dir: {sys.argv[2]}\\nrepositories: []\\n", {})
     run_worker(config, Redis.from_url(sys.argv[1]), {}, burst=True, in_process=True)

@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from builder.config import Config
+from builder.errors import TriggerRequestError
 from builder.events import PushEvent
-from builder.manual import TriggerRequestError, checked_sha
+from builder.manual import checked_sha
 from builder.rules import decide
 from webhooks.body import read_limited
 from webhooks.bounds import NAME_CHARS, REASON_CHARS, clip

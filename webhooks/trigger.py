@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from builder.config import Config
-from builder.errors import SourceError
-from builder.manual import TriggerRequestError, checked_sha, requested_ref
-from runners.manual import request_build
+from builder.errors import SourceError, TriggerRequestError
+from builder.manual import checked_sha, requested_ref
+from runners.buildrequest import request_build
 from runners.queue import BuildQueue
 from webhooks.body import read_limited
 from webhooks.bounds import NAME_CHARS, clip

@@ -125,7 +125,7 @@ def test_a_worker_survives_a_bad_job_and_builds_the_next_push(
     worker = WorkerProcess(path, redis_url, docker_host, "w-bad-job")
     workers.append(worker)
     # A first build: the worker then has the repository's mirror, which it starts
-    # fetching into the moment it takes a build (runners/prefetch.py).
+    # fetching into the moment it takes a build (runners/worker/prefetch.py).
     [first] = deliver(client, repo.name, "refs/heads/main", sha, "before-bad")
     assert finished(store, first, 90).status is BuildStatus.SUCCEEDED
     bad = spoil(redis, queue, plan)

@@ -1,11 +1,13 @@
-"""Queue a build nobody pushed (trigger URL, `hookbuild build`) through the same rules."""
+"""A build nobody pushed (the trigger URL, `hookbuild build`): resolve its ref, match the
+rules as a push would, and queue what they give. (builder/manual.py makes the event.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from builder.config import RepositoryConfig
-from builder.manual import TriggerRequestError, manual_event
+from builder.errors import TriggerRequestError
+from builder.manual import manual_event
 from builder.refs import ref_problem
 from builder.rules import decide
 from builder.source import resolve_ref

@@ -1,5 +1,5 @@
-"""What the reading commands print (`builds`, `events`, `preview`): plain functions from
-records to lines, so runners/cli.py keeps to the commands themselves.
+"""What `builds` and `events` print: plain functions from
+records to lines, so the command modules keep to the commands themselves.
 
 Every cell that holds untrusted text (names, refs, reasons, ids from payloads) goes
 through `printable`, as each command's output did before.
@@ -19,7 +19,6 @@ NO_DELIVERIES = (
     "no deliveries yet; point a forge's webhook at http://HOST:PORT/hooks/FORGE "
     '(README, "Every forge"), or send one again from the forge\'s webhook page'
 )
-SHA_PLACEHOLDER_NOTE = "no --sha given: <commit> stands for the pushed commit in tags too"
 
 
 def table(rows: Sequence[Row]) -> list[str]:
@@ -113,30 +112,3 @@ def event_rows(events: Sequence[dict[str, Any]]) -> list[Row]:
             )
         )
     return rows
-
-
-def without_placeholder(text: str) -> str:
-    """A preview made without --sha names `<commit>` where the placeholder commit stood,
-    so that no made-up commit looks real (in the heading and in tags like `sha-0123456`)."""
-    from webhooks.preview import PLACEHOLDER_SHA  # here: the other commands need no Starlette
-
-    return text.replace(PLACEHOLDER_SHA, "<commit>").replace(PLACEHOLDER_SHA[:7], "<commit>")
-
-
-def preview_lines(repository: str, answer: dict[str, Any], sha_given: bool) -> list[str]:
-    """`hookbuild preview`'s answer as text (unescaped: the caller prints it with `_echo`)."""
-    shown = (lambda text: text) if sha_given else without_placeholder
-    lines = [f"{repository} {answer['ref']} at {shown(answer['sha'][:7])}"]
-    if not sha_given:
-        lines.append(f"  {SHA_PLACEHOLDER_NOTE}")
-    if answer["skipped"]:
-        lines.append(f"  builds nothing: {answer['skipped']}")
-    for image in answer["images"]:
-        lines.append(f"  {image['image']}: " + shown(", ".join(image["tags"]) or "no tags"))
-        for rule in image["rules"]:
-            mark = "+" if rule["matched"] else "-"
-            detail = ", ".join(rule["tags"]) if rule["matched"] else rule["why"]
-            lines.append(f"    {mark} {rule['rule']}: {shown(detail)}")
-    if answer.get("note"):
-        lines.append(f"  note: {answer['note']}")
-    return lines

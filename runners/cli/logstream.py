@@ -17,18 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from builder.errors import HookbuildError
+from runners.errors import LogStreamError, ServerUnreachable
 
 READ_TIMEOUT_SECONDS = 60.0  # the server sends a keep-alive every 15 s
 RECONNECTS = 5
-
-
-class LogStreamError(HookbuildError):
-    """The server refused a build's log, or could not be asked for it."""
-
-
-class ServerUnreachable(LogStreamError):
-    """No answer from the server at all (down, restarting, wrong address)."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -16,14 +17,15 @@ from builder.errors import BuildFailed, HookbuildError
 from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
-from runners import prefetch, workspace
-from runners.buildlog import BuildLogWriter
-from runners.context import WorkerContext, current, has_context
+from runners.errors import from_redis_error
 from runners.queue import BuildQueue
 from runners.records import BuildStatus, BuildStore
 from runners.servicelog import about_build, get_logger
 from runners.tagledger import RedisTagLedger
-from runners.watchdog import BuildWatchdog
+from runners.worker import prefetch, workspace
+from runners.worker.buildlog import BuildLogWriter
+from runners.worker.context import WorkerContext, current, has_context
+from runners.worker.watch import BuildWatchdog
 
 service_log = get_logger(__name__)  # the service's own log; a build's is `BuildLogWriter`
 
@@ -199,6 +201,8 @@ def _run(
         return _fail(store, build_id, log, f"build failed: {exc.reason}")
     except HookbuildError as exc:
         return _fail(store, build_id, log, str(exc))
+    except RedisError as exc:  # the tag ledger's, reached from inside the pipeline
+        return _fail(store, build_id, log, str(from_redis_error(exc, "Redis failed")))
     except Exception as exc:
         _fail(store, build_id, log, f"internal error: {type(exc).__name__}: {exc}"[:MAX_REASON])
         raise

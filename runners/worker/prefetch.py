@@ -20,8 +20,8 @@ import subprocess
 
 from builder.plan import BuildPlan
 from builder.source import MirrorCache
-from runners.context import WorkerContext
 from runners.records import BuildRecord
+from runners.worker.context import WorkerContext
 
 # Build ids whose commit this worker started fetching. A forked work horse inherits it,
 # so its log can say where the commit came from.

@@ -17,14 +17,14 @@ from rq.job import Job
 from rq.worker.base import BaseWorker
 
 from builder.config import Config
-from runners import prefetch, workspace
 from runners.children import die_with_parent
-from runners.context import WorkerContext, current, has_context, install
 from runners.queue import QUEUE_NAME, BuildQueue
-from runners.reaper import Reaper
 from runners.records import BuildStatus, BuildStore
 from runners.servicelog import get_logger
-from runners.watchdog import HorseWatch
+from runners.worker import prefetch, workspace
+from runners.worker.context import WorkerContext, current, has_context, install
+from runners.worker.reaper import Reaper
+from runners.worker.watch import HorseWatch
 
 log = get_logger(__name__)
 
@@ -40,7 +40,7 @@ def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[byt
     """What a worker does the moment it takes a build, before the work horse is forked and
     the job prepared (a good part of 100 ms here): the build's first log line, so the user
     following it sees who has it (bench/first_log.py), and the start of the commit's fetch
-    (runners/prefetch.py). Returns that fetch's process, for `prefetch.finish`."""
+    (runners/worker/prefetch.py). Returns that fetch's process, for `prefetch.finish`."""
     try:
         store = BuildStore(connection)
         record = store.get(build_id)
@@ -51,7 +51,7 @@ def _take(connection: Redis, build_id: str, worker: str) -> subprocess.Popen[byt
         pass
     except Exception as exc:  # this runs in the worker itself, which must live on
         # A record or plan that cannot be read (a NUL byte in its ref, damaged JSON): the
-        # job itself meets the same and fails the build with the reason (runners/jobs.py).
+        # job itself meets the same and fails the build with the reason (runners/worker/job.py).
         # No traceback: its locals would quote the hostile plan at length.
         log.error(
             "cannot take the build as usual; the job will end it",
@@ -135,7 +135,7 @@ def run_worker(
     """Work the queue; returns whether any job ran. `in_process` runs jobs without forking."""
     # Import the build pipeline once here, not in every forked work horse; so too what the
     # disk budget reads of the config after every build.
-    import runners.jobs  # noqa: F401
+    import runners.worker.job  # noqa: F401
 
     config.unlabelled_images  # noqa: B018 - made here, inherited by every work horse
 

@@ -1,0 +1,5 @@
+"""`python -m runners.cli`: how `hookbuild up` starts its workers."""
+
+from runners.cli import main
+
+main()
