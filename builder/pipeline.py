@@ -35,8 +35,8 @@ from builder.registry import RegistryTagger, RetagFailed
 from builder.retry import with_retries
 from builder.source import CommitInfo, MirrorCache
 from builder.streamcontext import stream_context
-from builder.tagorder import TagHolder
-from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
+from builder.tags.order import TagHolder
+from builder.tags.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
 
 T = TypeVar("T")
 IMAGE_LABEL = "dev.hookbuild.repository"
@@ -116,7 +116,7 @@ def _final_tags(
     tags: tuple[str, ...], committed_at: datetime, say: LineSink, sanitised: tuple[str, ...] = ()
 ) -> tuple[tuple[str, ...], frozenset[str]]:
     """`final_tags`, and which of them were made valid (those of `sanitised`, and dated
-    tags that were not valid once filled in): builder.tagowners."""
+    tags that were not valid once filled in): builder.tags.owners."""
     done: list[str] = []
     made_valid = set(sanitised)
     for tag in tags:

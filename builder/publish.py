@@ -1,4 +1,4 @@
-"""Tag and push a built image, each tag by its kind (builder.tagkinds):
+"""Tag and push a built image, each tag by its kind (builder.tags.kinds):
 
 - pinned tags are always pushed;
 - release tags refuse to point at another image unless the rule allows `overwrite`;
@@ -17,9 +17,9 @@ from builder.errors import HookbuildError
 from builder.lines import LineSink
 from builder.plan import BuildPlan
 from builder.registry import RegistryTagger, RetagFailed
-from builder.tagkinds import TagKind
-from builder.tagorder import Ancestry, TagHolder, why_older
-from builder.tagowners import refusal, takes_over
+from builder.tags.kinds import TagKind
+from builder.tags.order import Ancestry, TagHolder, why_older
+from builder.tags.owners import refusal, takes_over
 
 
 class TagLedger(Protocol):
@@ -109,7 +109,7 @@ class Publisher:
         sanitised: frozenset[str] = frozenset(),
     ) -> dict[str, str]:
         """Push every tag that may move here; return `image:tag -> digest` of those pushed.
-        `sanitised`: the tags whose name was made valid (builder.tagowners).
+        `sanitised`: the tags whose name was made valid (builder.tags.owners).
 
         Once a push has put the layers in the registry, each further tag is the same
         manifest under another name: hookbuild puts it there itself (builder.registry,

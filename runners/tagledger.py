@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.exceptions import LockError
 
-from builder.tagorder import TagHolder
+from builder.tags.order import TagHolder
 from runners.keys import PREFIX
 from runners.records import text
 
