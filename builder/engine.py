@@ -27,8 +27,7 @@ from builder.buildcontext import context_body
 from builder.buildkit import TRACE_ID, BuildKitProgress
 from builder.engineaddress import engine_address, unreachable_reason
 from builder.errors import BuildFailed, RegistryError, engine_gone, from_docker_error
-from builder.lines import LineSink
-from builder.linesplit import DEFAULT_MAX_LINE_CHARS, LineAssembler
+from builder.logsink import DEFAULT_MAX_LINE_CHARS, LineAssembler, LineSink
 
 # A stream from the engine that breaks off: docker-py's errors, requests' and, for streams
 # read from the raw response (BuildKit's), urllib3's own.

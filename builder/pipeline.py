@@ -24,8 +24,8 @@ from builder.buildnetwork import no_network_reason
 from builder.config import Config
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError, SourceError
-from builder.lines import LineSink
-from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
+from builder.logpatterns import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
+from builder.logsink import LineSink
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.publish import Publisher, TagLedger

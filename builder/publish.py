@@ -14,7 +14,7 @@ from typing import Protocol
 
 from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError
-from builder.lines import LineSink
+from builder.logsink import LineSink
 from builder.plan import BuildPlan
 from builder.registry import RegistryTagger, RetagFailed
 from builder.tags.kinds import TagKind

@@ -15,7 +15,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from builder.lines import LineSink
+from builder.logsink import LineSink
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)

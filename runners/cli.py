@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from builder.config import Config, load_config
 from builder.errors import ConfigError, HookbuildError
-from builder.loglines import BUILDKIT_STEP, CLASSIC_STEP
+from builder.logpatterns import BUILDKIT_STEP, CLASSIC_STEP
 from builder.printable import printable, printable_lines, printable_log_line
 from runners import cliviews, redisclient, servicelog
 from runners.children import spawn

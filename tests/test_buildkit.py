@@ -14,7 +14,7 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from builder.config import load_config
-from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
+from builder.logpatterns import BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.pipeline import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
