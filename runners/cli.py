@@ -344,7 +344,7 @@ def build(
     token: str | None,
 ) -> None:
     """Build REPOSITORY at a ref now, through its rules: a first build or a rebuild."""
-    from builder.manual import TriggerRequestError, checked_sha
+    from builder.trigger import TriggerRequestError, checked_sha
     from runners.manual import request_build
     from runners.queue import BuildQueue
 
@@ -399,7 +399,7 @@ def preview(
     for each rule that did not match, why. Builds nothing, needs no running service."""
     import json
 
-    from builder.manual import TriggerRequestError
+    from builder.trigger import TriggerRequestError
     from webhooks.preview import preview as explain
 
     config = _load(config_path, reading_only=True)
