@@ -37,7 +37,7 @@ class BuildPlan:
     default_branch: str = "main"
     target: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-    oci_labels: bool = True  # hookbuild's own labels too (builder.pipeline.oci_labels)
+    oci_labels: bool = True  # hookbuild's own labels too (builder.build.pipeline.oci_labels)
     builder: str = "auto"  # "buildkit" or "classic": the engine's (builder.builderchoice)
     network: str = "default"  # "none": RUN steps reach no network (builder.buildnetwork)
     # tag -> "pinned" | "release" | "moving" (builder.tags.kinds); tags still holding

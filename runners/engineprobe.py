@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import docker.errors
 import requests
 
-from builder.engine import DockerEngine
+from builder.build.docker.engine import DockerEngine
 from builder.engineaddress import describe_address
 from builder.errors import EngineError, EngineUnreachable
 from runners.servicelog import get_logger

@@ -11,11 +11,11 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from builder.engine import DockerEngine
+from builder.build.docker.engine import DockerEngine
+from builder.build.pipeline import IMAGE_LABEL, Pipeline
+from builder.build.source import MirrorCache
 from builder.errors import BuildFailed, HookbuildError
-from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
-from builder.source import MirrorCache
 from runners import prefetch, workspace
 from runners.buildlog import BuildLogWriter
 from runners.context import WorkerContext, current, has_context

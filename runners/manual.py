@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.build.source import resolve_ref
 from builder.config import RepositoryConfig
 from builder.refs import ref_problem
 from builder.rules import decide
-from builder.source import resolve_ref
 from builder.trigger import TriggerRequestError, manual_event
 from runners.queue import BuildQueue
 

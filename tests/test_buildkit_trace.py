@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from builder.buildkit import BuildKitProgress, StatusResponse, TraceError
+from builder.build.docker.buildkit import BuildKitProgress, StatusResponse, TraceError
 
 
 def varint(value: int) -> bytes:

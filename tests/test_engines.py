@@ -353,7 +353,7 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
     """A concurrent build's latest step is an untagged (dangling) image until its next step
     starts, and BuildKit's steps are records of its build cache: pruning must not take
     them. Young ones survive; old enough ones go."""
-    from builder.engine import DockerEngine
+    from builder.build.docker.engine import DockerEngine
 
     context = tmp_path / "ctx"
     context.mkdir()
@@ -412,8 +412,8 @@ def test_auto_takes_buildkit_on_engines_that_have_it_as_hookbuild_drives_it(
     test engine speaks older versions too, as an engine older than Docker 18.09 would."""
     import docker
 
+    from builder.build.docker.engine import DockerEngine
     from builder.builderchoice import choose_builder
-    from builder.engine import DockerEngine
 
     current = DockerEngine.from_environment({"DOCKER_HOST": docker_host})
     old = DockerEngine(docker.APIClient(base_url=docker_host, version="1.38"))

@@ -1,10 +1,10 @@
-"""builder.registry: which images it can tag in their registry, and how it fails."""
+"""builder.build.registry: which images it can tag in their registry, and how it fails."""
 
 from __future__ import annotations
 
 import pytest
 
-from builder.registry import ImageName, RegistryTagger, RetagFailed, _is_loopback
+from builder.build.registry import ImageName, RegistryTagger, RetagFailed, _is_loopback
 from tests.registry import RegistryReader
 
 

@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from builder.build.docker.engine import DockerEngine
 from builder.config import Config
-from builder.engine import DockerEngine
 from builder.errors import HookbuildError
 from runners.aredis import async_twin
 from runners.deliverylog import DeliveryLog

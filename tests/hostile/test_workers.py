@@ -17,9 +17,9 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.buildkit import BuildKitProgress
+from builder.build.docker.buildkit import BuildKitProgress
+from builder.build.docker.engine import _BuildOutput
 from builder.config import Config, load_config
-from builder.engine import _BuildOutput
 from builder.plan import BuildPlan
 from runners.queue import BuildQueue
 from runners.records import BuildRecord, BuildStatus, BuildStore

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from builder.engine import DockerEngine, RegistryAuth
+from builder.build.docker.engine import DockerEngine, RegistryAuth
+from builder.build.registry import RegistryTagger, RetagFailed
 from builder.errors import HookbuildError
 from builder.logsink import LineSink
 from builder.plan import BuildPlan
-from builder.registry import RegistryTagger, RetagFailed
 from builder.tags.kinds import TagKind
 from builder.tags.order import Ancestry, TagHolder, why_older
 from builder.tags.owners import refusal, takes_over
@@ -112,7 +112,7 @@ class Publisher:
         `sanitised`: the tags whose name was made valid (builder.tags.owners).
 
         Once a push has put the layers in the registry, each further tag is the same
-        manifest under another name: hookbuild puts it there itself (builder.registry,
+        manifest under another name: hookbuild puts it there itself (builder.build.registry,
         ~12 ms here) or, where that does not work, the engine pushes it (35 to 70 ms).
         One tag after another: two writes of one manifest or one blob at once can make the
         Distribution registry's filesystem storage answer 500 (seen in the tests)."""

@@ -19,22 +19,22 @@ from typing import TypeVar
 
 from builder import secretargs
 from builder.baseimages import base_images, frontend_image
+from builder.build.docker.engine import DockerEngine, RegistryAuth
+from builder.build.publish import Publisher, TagLedger
+from builder.build.registry import RegistryTagger, RetagFailed
+from builder.build.retry import with_retries
+from builder.build.source import CommitInfo, MirrorCache
+from builder.build.streamcontext import stream_context
 from builder.builderchoice import choose_builder
 from builder.buildnetwork import no_network_reason
 from builder.config import Config
-from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError, SourceError
 from builder.logpatterns import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
 from builder.logsink import LineSink
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
-from builder.publish import Publisher, TagLedger
 from builder.redact import redact
 from builder.refs import ref_problem
-from builder.registry import RegistryTagger, RetagFailed
-from builder.retry import with_retries
-from builder.source import CommitInfo, MirrorCache
-from builder.streamcontext import stream_context
 from builder.tags.order import TagHolder
 from builder.tags.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
 
@@ -80,8 +80,8 @@ CLIPPED_NOTE = (
 class _StepCounter:
     """Passes build output on, counting steps and the ones the engine took from its cache:
     the classic builder's "Step 2/3 : ..." and "---> Using cache", or BuildKit's
-    "#6 [2/3] ..." and "#6 CACHED" (builder/buildkit.py). Where BuildKit clipped a step's
-    output, it says once how to keep all of it."""
+    "#6 [2/3] ..." and "#6 CACHED" (builder/build/docker/buildkit.py). Where BuildKit
+    clipped a step's output, it says once how to keep all of it."""
 
     def __init__(self, say: LineSink) -> None:
         self.say = say
@@ -266,7 +266,7 @@ class Pipeline:
     ) -> tuple[Path, Path | str, Mapping[str, str]]:
         """The build context: a tar made from the mirror's objects alone, never from a
         checkout on disk, where a repository's symlink could reach the worker's files
-        (builder/streamcontext.py)."""
+        (builder/build/streamcontext.py)."""
         clock = time.monotonic()
         streamed = stream_context(
             self.mirrors,

@@ -23,8 +23,8 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
-from builder.buildcontext import context_body
-from builder.buildkit import TRACE_ID, BuildKitProgress
+from builder.build.docker.buildkit import TRACE_ID, BuildKitProgress
+from builder.build.docker.context import context_body
 from builder.engineaddress import engine_address, unreachable_reason
 from builder.errors import BuildFailed, RegistryError, engine_gone, from_docker_error
 from builder.logsink import DEFAULT_MAX_LINE_CHARS, LineAssembler, LineSink
@@ -151,7 +151,7 @@ def _without_session(reason: str) -> str:
 class _BuildOutput:
     """A build's stream from the engine: its lines to the sink, the image id, and the first
     error, with the failing step's lines. BuildKit's progress comes as trace messages
-    (builder/buildkit.py), the classic builder's as text."""
+    (builder/build/docker/buildkit.py), the classic builder's as text."""
 
     def __init__(
         self, sink: LineSink, buildkit: bool, max_line: int = DEFAULT_MAX_LINE_CHARS
@@ -260,7 +260,7 @@ class DockerEngine:
         network: str = "default",
     ) -> str:
         """Build and return the image id; raise `BuildFailed` with the failing step's output.
-        `context`: a directory, or a tar file of the context (builder/streamcontext.py), in
+        `context`: a directory, or a tar file of the context (builder/build/streamcontext.py), in
         which `dockerfile` is then a name. `scratch`: a directory outside a context
         directory, for the labelled Dockerfile. `buildkit`: build with BuildKit, which sets
         the labels as it writes the image, without a step of their own. `network`: the
