@@ -13,9 +13,9 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.build.pipeline import CLIPPED_NOTE
 from builder.config import load_config
 from builder.logpatterns import BUILDKIT_CLIPPED, BUILDKIT_STEP
+from builder.stepcount import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.conftest import MakeRepo
 from tests.helpers import make_config, step_output

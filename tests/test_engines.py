@@ -354,6 +354,7 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
     starts, and BuildKit's steps are records of its build cache: pruning must not take
     them. Young ones survive; old enough ones go."""
     from builder.build.docker.engine import DockerEngine
+    from builder.build.engine import BuildRequest
 
     context = tmp_path / "ctx"
     context.mkdir()
@@ -384,14 +385,9 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
         (context / "Dockerfile").write_text(
             f"FROM hookbuild-test/busybox\nRUN echo {time.time_ns()} > /n\n"
         )
-        engine.build(
-            context,
-            "Dockerfile",
-            tag="young:1",
-            build_args={},
-            labels={},
-            on_line=lambda _: None,
-            buildkit=True,
+        engine.build_buildkit(
+            BuildRequest(context, "Dockerfile", tag="young:1", build_args={}, labels={}),
+            lambda _: None,
         )
         records = build_cache()
         engine.prune("dev.hookbuild.repository", 0, min_age_seconds=3600)

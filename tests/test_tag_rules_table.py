@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from builder.build.pipeline import final_tags
 from builder.config import parse_config
 from builder.events import PushEvent
 from builder.rules import decide
+from builder.tags.final import final_tags
 
 SHA = "90dd6032fac8bda1b6c4436a2e65de27961ed071"  # metadata-action README's bake example
 MA = "docker/metadata-action README"

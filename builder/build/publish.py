@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from builder.build.docker.engine import DockerEngine, RegistryAuth
+from builder.build.engine import BuildEngine, RegistryAuth
 from builder.build.registry import RegistryTagger, RetagFailed
 from builder.errors import HookbuildError
 from builder.logsink import LineSink
@@ -49,7 +49,7 @@ def _once(action: Callable[[], str], what: str, say: LineSink) -> str:
 class Publisher:
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: BuildEngine,
         ledger: TagLedger | None,
         is_ancestor: Ancestry,
         retrying: Retrying = _once,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.build.docker.contextfilter import ignore_patterns, member, repack
-from builder.build.docker.engine import label_line
+from builder.build.docker.labels import label_line
 from builder.build.source import MirrorCache
 from builder.errors import UnsafePathError
 from builder.paths import build_paths

@@ -2,40 +2,39 @@
 
 `APIClient.build(..., decode=True)` yields each step's output as the engine prints it (the
 high-level `images.build()` would hold the whole log back until the end). Errors come inside
-the stream, for builds and pushes alike, so every chunk is read.
+the stream, for builds and pushes alike, so every chunk is read. docker-py's and requests'
+errors become ours in builder/build/docker/errors.py only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.constants
 import docker.errors
-import requests
-import urllib3.exceptions
 
-from builder.build.docker.buildkit import TRACE_ID, BuildKitProgress
+from builder.build.docker import buildkit_api
 from builder.build.docker.context import context_body
-from builder.engineaddress import engine_address, unreachable_reason
-from builder.errors import BuildFailed, RegistryError, engine_gone, from_docker_error
-from builder.logsink import DEFAULT_MAX_LINE_CHARS, LineAssembler, LineSink
-
-# A stream from the engine that breaks off: docker-py's errors, requests' and, for streams
-# read from the raw response (BuildKit's), urllib3's own.
-_STREAM_ERRORS = (
-    docker.errors.DockerException,
-    requests.RequestException,
-    urllib3.exceptions.HTTPError,
+from builder.build.docker.errors import (
+    ENGINE_ERRORS,
+    STREAM_ERRORS,
+    translated,
+    translated_push,
+    words_of,
 )
+from builder.build.docker.labels import labels_in_one_step
+from builder.build.docker.output import BuildOutput, failure_reason
+from builder.build.engine import BuildRequest, RegistryAuth
+from builder.engineaddress import engine_address, unreachable_reason
+from builder.errors import RegistryError, engine_gone, from_docker_error
+from builder.logsink import DEFAULT_MAX_LINE_CHARS, LineSink
+
 # A step killed by a signal (137: SIGKILL, 143: SIGTERM), as when the engine stops.
 _KILLED = re.compile(r"\b(?:code|exit code): (?:137|143)\b")
 PING_SECONDS = 5
@@ -50,62 +49,6 @@ _TRANSIENT_WORDS = (
     "eof",
     "reset by peer",
 )
-
-
-@dataclass(frozen=True)
-class RegistryAuth:
-    username: str
-    password: str
-
-    def as_auth_config(self) -> dict[str, str]:
-        return {"username": self.username, "password": self.password}
-
-
-class _LineSplitter:
-    """Docker's `stream` chunks carry partial lines; hand on whole lines, keep a tail."""
-
-    def __init__(
-        self, sink: LineSink, tail: int = 40, max_line: int = DEFAULT_MAX_LINE_CHARS
-    ) -> None:
-        self._sink = sink
-        self._lines = LineAssembler(max_line)
-        self.tail: deque[str] = deque(maxlen=tail)
-
-    def feed(self, text: str) -> None:
-        for line in self._lines.feed(text):
-            self.emit(line)
-
-    def emit(self, line: str) -> None:
-        if line.startswith("Step "):
-            self.tail.clear()  # the tail shows the failing step, from its header on
-        self.tail.append(line)
-        self._sink(line)
-
-    def flush(self) -> None:
-        rest = self._lines.rest()
-        if rest:
-            self.emit(rest)
-
-
-def labels_in_one_step(
-    dockerfile: Path, labels: Mapping[str, str], target: str | None, scratch: Path
-) -> tuple[Path, Mapping[str, str]]:
-    """The legacy builder turns each build-time label into a step of its own, each a
-    container to start and commit (about 0.1s apiece). One LABEL line appended to a copy of
-    the Dockerfile does the same in one step. The copy lives in `scratch`, outside the
-    context: docker-py then sends it under a random name that the context's .dockerignore
-    lists, so the engine drops it before the build and `COPY . .` never sees it. With a
-    `target` stage the labels must go on that stage, so they stay build-time labels."""
-    if not labels or target:
-        return dockerfile, labels
-    labelled = scratch / f"{dockerfile.name}.labelled-{os.getpid()}"
-    labelled.write_text(dockerfile.read_text().rstrip("\n") + f"\nLABEL {label_line(labels)}\n")
-    return labelled, {}
-
-
-def label_line(labels: Mapping[str, str]) -> str:
-    """The arguments of one LABEL instruction that sets every label."""
-    return " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
 
 
 def _ping_engine(client_kwargs: dict[str, Any], timeout: int) -> tuple[str | None, str | None]:
@@ -125,70 +68,14 @@ def _ping_engine(client_kwargs: dict[str, Any], timeout: int) -> tuple[str | Non
         probe.close()
 
 
-def _failure_reason(chunk: Mapping[str, Any], fallback: str) -> str | None:
-    """The error an engine stream reports in `chunk`, if it reports one."""
-    if "error" not in chunk and "errorDetail" not in chunk:
-        return None
-    detail = chunk.get("errorDetail") or {}
-    return str(detail.get("message") or chunk.get("error") or fallback).strip()
-
-
 def _registry_error(doing: str, reason: str) -> RegistryError:
     transient = any(word in reason.lower() for word in _TRANSIENT_WORDS)
     return RegistryError(f"{doing}: {reason}", transient=transient)
 
 
-def _without_session(reason: str) -> str:
-    """BuildKit's reason, with what it means when the build needed a client session."""
-    if "no active sessions" not in reason:
-        return reason
-    return (
-        f"{reason} (hookbuild runs BuildKit without a client session, which "
-        "RUN --mount=type=secret and type=ssh need)"
-    )
-
-
-class _BuildOutput:
-    """A build's stream from the engine: its lines to the sink, the image id, and the first
-    error, with the failing step's lines. BuildKit's progress comes as trace messages
-    (builder/build/docker/buildkit.py), the classic builder's as text."""
-
-    def __init__(
-        self, sink: LineSink, buildkit: bool, max_line: int = DEFAULT_MAX_LINE_CHARS
-    ) -> None:
-        # With BuildKit, the engine's own lines ("Successfully ...").
-        self.lines = _LineSplitter(sink, max_line=max_line)
-        self.progress = BuildKitProgress(sink, max_line) if buildkit else None
-        self.image_id: str | None = None
-        self.failure: BuildFailed | None = None
-
-    def read(self, stream: Iterable[dict[str, Any]]) -> None:
-        # To the end even after an error: the engine closes the stream then, and a
-        # half-read stream would keep its connection open.
-        for chunk in stream:
-            if self.progress is not None and chunk.get("id") == TRACE_ID:
-                self.progress.feed(str(chunk.get("aux", "")))
-            elif "stream" in chunk:
-                self.lines.feed(chunk["stream"])
-            reason = _failure_reason(chunk, "docker build failed")
-            if reason is not None and self.progress is not None:
-                reason = _without_session(reason)
-            if reason is not None and self.failure is None:
-                self.flush()
-                self.lines.emit(f"ERROR: {reason}")
-                failing = self.progress.failing_lines() if self.progress else []
-                self.failure = BuildFailed(reason, failing or list(self.lines.tail))
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and "ID" in aux:
-                self.image_id = str(aux["ID"])
-
-    def flush(self) -> None:
-        if self.progress is not None:
-            self.progress.flush()
-        self.lines.flush()
-
-
 class DockerEngine:
+    """A `builder.build.engine.BuildEngine` on a Docker engine."""
+
     def __init__(
         self,
         client: docker.APIClient,
@@ -211,16 +98,11 @@ class DockerEngine:
     ) -> DockerEngine:
         """Connect as the docker CLI would: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, ..."""
         address = engine_address(environ)
-        try:
+        with translated("connecting to the Docker engine", address, bare_when_unreachable=True):
             kwargs = docker.utils.kwargs_from_env(environment=dict(environ))
             version, os_type = _ping_engine(kwargs, timeout)
             client = docker.APIClient(timeout=timeout, version=version, **kwargs)
             return cls(client, os_type, max_line, address)
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            # Not reaching it is all there is to say: `the Docker engine is not reachable
-            # at unix:///x.sock: no such socket`.
-            action = "" if unreachable_reason(exc) else "connecting to the Docker engine"
-            raise from_docker_error(exc, action, address) from exc
 
     @property
     def has_buildkit(self) -> bool:
@@ -229,128 +111,96 @@ class DockerEngine:
         if docker.utils.version_lt(self.client.api_version, "1.39"):
             return False
         if self._os_type is None:
-            try:
+            with translated("asking the Docker engine its version", self.address):
                 self._os_type = str(self.client.version().get("Os") or "linux")
-            except (docker.errors.DockerException, requests.RequestException) as exc:
-                raise self._error(exc, "asking the Docker engine its version") from exc
         return self._os_type == "linux"
+
+    @property
+    def has_bridge(self) -> bool:
+        """Has the engine its `bridge` network, the one builds get by default? Not when
+        dockerd was started with --bridge=none."""
+        if self._has_bridge is None:
+            with translated("listing the Docker engine's networks", self.address):
+                bridges = self.client.networks(names=["bridge"])
+            self._has_bridge = any(n.get("Name") == "bridge" for n in bridges)
+        return self._has_bridge
 
     def close(self) -> None:
         self.client.close()
 
     def ping(self) -> None:
-        try:
+        with translated("pinging the Docker engine", self.address):
             self.client.ping()
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, "pinging the Docker engine") from exc
 
-    def build(
-        self,
-        context: Path,
-        dockerfile: Path | str,
-        *,
-        tag: str,
-        build_args: Mapping[str, str],
-        labels: Mapping[str, str],
-        on_line: LineSink,
-        target: str | None = None,
-        cache_from: Iterable[str] = (),
-        scratch: Path | None = None,
-        buildkit: bool = False,
-        network: str = "default",
-    ) -> str:
-        """Build and return the image id; raise `BuildFailed` with the failing step's output.
-        `context`: a directory, or a tar file of the context (builder/build/streamcontext.py), in
-        which `dockerfile` is then a name. `scratch`: a directory outside a context
-        directory, for the labelled Dockerfile. `buildkit`: build with BuildKit, which sets
-        the labels as it writes the image, without a step of their own. `network`: the
-        RUN steps' (builder.buildnetwork): `default`, the engine's, or `none`."""
-        if buildkit:
-            return self._build_with_buildkit(
-                context, dockerfile, tag, build_args, labels, on_line, target, cache_from, network
+    def build_classic(self, request: BuildRequest, on_line: LineSink) -> str:
+        """Build with the classic builder; return the image id, or raise `BuildFailed` with
+        the failing step's output. Labels go into a copy of the Dockerfile in `scratch`,
+        one step for all (builder/build/docker/labels.py)."""
+        dockerfile, labels = request.dockerfile, request.labels
+        from_tar = request.context.is_file()
+        if request.scratch is not None and not from_tar:
+            dockerfile, labels = labels_in_one_step(
+                Path(dockerfile), labels, request.target, request.scratch
             )
-        from_tar = context.is_file()
-        if scratch is not None and not from_tar:
-            dockerfile, labels = labels_in_one_step(Path(dockerfile), labels, target, scratch)
-        output = _BuildOutput(on_line, buildkit=False, max_line=self.max_line)
-        tar = open(context, "rb") if from_tar else None  # noqa: SIM115 - closed below
+        output = BuildOutput(on_line, buildkit=False, max_line=self.max_line)
+        tar = open(request.context, "rb") if from_tar else None  # noqa: SIM115 - closed below
         source: dict[str, Any] = (
-            {"fileobj": tar, "custom_context": True} if tar else {"path": str(context)}
+            {"fileobj": tar, "custom_context": True} if tar else {"path": str(request.context)}
         )
         try:
             output.read(
                 self.client.build(
                     **source,
                     dockerfile=str(dockerfile),
-                    tag=tag,
-                    buildargs=dict(build_args),
+                    tag=request.tag,
+                    buildargs=dict(request.build_args),
                     labels=dict(labels),
-                    cache_from=list(cache_from) or None,
-                    target=target,
-                    network_mode="none" if network == "none" else None,
+                    cache_from=list(request.cache_from) or None,
+                    target=request.target,
+                    network_mode="none" if request.network == "none" else None,
                     rm=True,
                     forcerm=True,  # no stopped container is left behind by a failed step
                     pull=False,
                     decode=True,
                 )
             )
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             output.flush()
             raise self._build_error(exc, "docker build") from exc
         finally:
             if tar is not None:
                 tar.close()
-        return self._built(output, tag, "docker build")
+        return self._built(output, request.tag, "docker build")
 
-    def _build_with_buildkit(
-        self,
-        context: Path,
-        dockerfile: Path | str,
-        tag: str,
-        build_args: Mapping[str, str],
-        labels: Mapping[str, str],
-        on_line: LineSink,
-        target: str | None,
-        cache_from: Iterable[str],
-        network: str,
-    ) -> str:
-        output = _BuildOutput(on_line, buildkit=True, max_line=self.max_line)
+    def build_buildkit(self, request: BuildRequest, on_line: LineSink) -> str:
+        """Build with BuildKit, which sets the labels as it writes the image, without a
+        step of their own; return the image id, or raise `BuildFailed`."""
+        output = BuildOutput(on_line, buildkit=True, max_line=self.max_line)
         params: dict[str, str] = {
-            "version": "2",  # BuildKit
-            "t": tag,
+            "t": request.tag,
             # Inline cache metadata: the pushed image can then be another engine's cache_from.
-            "buildargs": json.dumps({"BUILDKIT_INLINE_CACHE": "1", **build_args}),
-            "labels": json.dumps(dict(labels)),
-            "cachefrom": json.dumps(list(cache_from)),
+            "buildargs": json.dumps({"BUILDKIT_INLINE_CACHE": "1", **request.build_args}),
+            "labels": json.dumps(dict(request.labels)),
+            "cachefrom": json.dumps(list(request.cache_from)),
         }
-        if target:
-            params["target"] = target
+        if request.target:
+            params["target"] = request.target
+        action = "docker build (BuildKit)"
         try:
             # BuildKit runs RUN steps on the engine's `bridge` network by default; an engine
             # without one (--bridge=none) makes it fail where the classic builder falls back
             # to no network by itself: ask for `none` there too.
-            if network == "none" or not self.has_bridge:
+            if request.network == "none" or not self.has_bridge:
                 params["networkmode"] = "none"
-            with context_body(context, dockerfile) as (body, name):
+            with context_body(request.context, request.dockerfile) as (body, name):
                 params["dockerfile"] = name
-                # docker-py's build() has no `version` parameter: this is the request it
-                # makes, through the same client, with BuildKit asked for.
-                response = self.client._post(
-                    self.client._url("/build"),
-                    params=params,
-                    data=body,
-                    headers={"Content-Type": "application/x-tar"},
-                    stream=True,
-                    timeout=None,
-                )
-                self.client._raise_for_status(response)
-                output.read(self.client._stream_helper(response, decode=True))
-        except _STREAM_ERRORS as exc:
+                output.read(buildkit_api.post_build(self.client, params, body))
+        except STREAM_ERRORS as exc:
             output.flush()
-            raise self._build_error(exc, "docker build (BuildKit)") from exc
-        return self._built(output, tag, "docker build (BuildKit)")
+            raise self._build_error(exc, action) from exc
+        return self._built(output, request.tag, action)
 
-    def _built(self, output: _BuildOutput, tag: str, action: str) -> str:
+    def _built(self, output: BuildOutput, tag: str, action: str) -> str:
         """The image id a finished build stream reported; else raise its failure (the
         engine's own when the engine went away, which killed the step it ran)."""
         if output.failure is not None:
@@ -364,9 +214,9 @@ class DockerEngine:
     def _build_error(self, exc: Exception, action: str) -> Exception:
         """A build's stream broke off: the engine went away, or another error."""
         why = self._unreachable(patient=True)
-        return (
-            engine_gone(action, why, self.address) if why is not None else self._error(exc, action)
-        )
+        if why is not None:
+            return engine_gone(action, why, self.address)
+        return from_docker_error(exc, action, self.address)
 
     def _unreachable(self, patient: bool) -> str | None:
         """Why the engine does not answer a ping now; None when it does. `patient`: ask
@@ -375,44 +225,26 @@ class DockerEngine:
             if attempt:
                 time.sleep(0.5)
             try:
-                response = self.client._get(self.client._url("/_ping"), timeout=PING_SECONDS)
+                # The client is a requests.Session: its own `get`, with a short timeout
+                # (docker-py's `ping()` waits as long as a build may).
+                response = self.client.get(f"{self.client.base_url}/_ping", timeout=PING_SECONDS)
                 response.raise_for_status()
-            except _STREAM_ERRORS as exc:
+            except STREAM_ERRORS as exc:
                 return unreachable_reason(exc) or str(exc)
         return None
 
-    def _error(self, exc: Exception, action: str) -> Exception:
-        """docker-py's error as ours, naming this engine when it did not answer."""
-        return from_docker_error(exc, action, self.address)
-
-    @property
-    def has_bridge(self) -> bool:
-        """Has the engine its `bridge` network, the one builds get by default? Not when
-        dockerd was started with --bridge=none."""
-        if self._has_bridge is None:
-            try:
-                bridges = self.client.networks(names=["bridge"])
-            except (docker.errors.DockerException, requests.RequestException) as exc:
-                raise self._error(exc, "listing the Docker engine's networks") from exc
-            self._has_bridge = any(n.get("Name") == "bridge" for n in bridges)
-        return self._has_bridge
-
     def _image_id(self, reference: str) -> str:
-        try:
+        with translated(f"inspecting {reference}", self.address):
             return str(self.client.inspect_image(reference)["Id"])
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, f"inspecting {reference}") from exc
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
-        try:
+        with translated(f"tagging {repository}:{tag}", self.address):
             self.client.tag(image_id, repository, tag, force=True)
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, f"tagging {repository}:{tag}") from exc
 
     def push(self, repository: str, tag: str, auth: RegistryAuth | None, on_line: LineSink) -> str:
         """Push one tag; return the manifest digest the registry reported."""
         digest = ""
-        try:
+        with translated_push(f"pushing {repository}:{tag}", self.address):
             stream: Iterable[dict[str, Any]] = self.client.push(
                 repository,
                 tag=tag,
@@ -422,7 +254,7 @@ class DockerEngine:
             )
             failure = None
             for chunk in stream:  # to the end, even after an error (see build)
-                reason = _failure_reason(chunk, "push failed")
+                reason = failure_reason(chunk, "push failed")
                 if reason is not None and failure is None:
                     failure = _registry_error(f"pushing {repository}:{tag}", reason)
                 aux = chunk.get("aux")
@@ -434,30 +266,21 @@ class DockerEngine:
                     on_line(f"{layer}: {status}" if layer else status)
             if failure is not None:
                 raise failure
-        except docker.errors.APIError as exc:
-            raise RegistryError(
-                f"pushing {repository}:{tag}: {exc.explanation or exc}", transient=True
-            ) from exc
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, f"pushing {repository}:{tag}") from exc
         if not digest:
             raise RegistryError(f"pushing {repository}:{tag}: the engine reported no digest")
         return digest
 
     def has_image_of(self, repository: str) -> bool:
         """Does the engine hold any image of this repository (any tag)?"""
-        try:
+        with translated(f"listing images of {repository}", self.address):
             return bool(self.client.images(name=repository, quiet=True))
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, f"listing images of {repository}") from exc
 
     def has_image(self, reference: str) -> bool:
-        try:
-            self.client.inspect_image(reference)
-        except docker.errors.ImageNotFound:
-            return False
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, f"inspecting {reference}") from exc
+        with translated(f"inspecting {reference}", self.address):
+            try:
+                self.client.inspect_image(reference)
+            except docker.errors.ImageNotFound:
+                return False  # an answer, not a failure
         return True
 
     def pull(self, repository: str, tag: str, auth: RegistryAuth | None) -> bool:
@@ -481,13 +304,11 @@ class DockerEngine:
                 decode=True,
                 auth_config=auth.as_auth_config() if auth else None,
             ):
-                reason = _failure_reason(chunk, "pull failed")
+                reason = failure_reason(chunk, "pull failed")
                 if reason is not None:
                     return reason
-        except docker.errors.APIError as exc:
-            return str(exc.explanation or exc)
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            return str(exc)
+        except ENGINE_ERRORS as exc:
+            return words_of(exc)
         return None
 
     def prune(
@@ -505,7 +326,7 @@ class DockerEngine:
         on the same engine keeps its intermediate containers and (dangling) layers."""
         removed: list[str] = []
         until = {"until": f"{min_age_seconds}s"} if min_age_seconds else {}
-        try:
+        with translated("pruning", self.address):
             self.client.prune_containers(filters=until)
             self.client.prune_images(filters={"dangling": True, **until})
             # BuildKit keeps its cache outside the image store: held to the budget too.
@@ -516,8 +337,6 @@ class DockerEngine:
                 for image in self.client.images()
                 if label in (image.get("Labels") or {}) or _in_repositories(image, unlabelled)
             ]
-        except (docker.errors.DockerException, requests.RequestException) as exc:
-            raise self._error(exc, "pruning") from exc
         used = sum(int(i.get("Size", 0)) for i in images)
         youngest = time.time() - min_age_seconds
         for image in sorted(images, key=lambda i: int(i.get("Created", 0))):
