@@ -2,8 +2,11 @@
 
 Catch `HookbuildError` to catch everything hookbuild raises on purpose. Errors carry the data
 a user needs (where in the config, which build step, the tail of the log), and
-`from_git_error` / `from_docker_error` are the only places that turn a library's exception
-into ours, the way docker-py's `create_api_error_from_http_exception` does for HTTP errors.
+`from_git_error` / `from_docker_error` word a library's exception as ours, the way
+docker-py's `create_api_error_from_http_exception` does for HTTP errors. They are called
+from one place each library: builder/build/source.py for git, and for docker-py and
+requests builder/build/docker/errors.py, which knows their exception types; this module
+imports neither library.
 """
 
 from __future__ import annotations

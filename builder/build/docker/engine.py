@@ -24,6 +24,7 @@ from builder.build.docker.context import context_body
 from builder.build.docker.errors import (
     ENGINE_ERRORS,
     STREAM_ERRORS,
+    translate,
     translated,
     translated_push,
     words_of,
@@ -32,7 +33,7 @@ from builder.build.docker.labels import labels_in_one_step
 from builder.build.docker.output import BuildOutput, failure_reason
 from builder.build.engine import BuildRequest, RegistryAuth
 from builder.engineaddress import engine_address, unreachable_reason
-from builder.errors import RegistryError, engine_gone, from_docker_error
+from builder.errors import RegistryError, engine_gone
 from builder.logsink import DEFAULT_MAX_LINE_CHARS, LineSink
 
 # A step killed by a signal (137: SIGKILL, 143: SIGTERM), as when the engine stops.
@@ -216,7 +217,7 @@ class DockerEngine:
         why = self._unreachable(patient=True)
         if why is not None:
             return engine_gone(action, why, self.address)
-        return from_docker_error(exc, action, self.address)
+        return translate(exc, action, self.address)
 
     def _unreachable(self, patient: bool) -> str | None:
         """Why the engine does not answer a ping now; None when it does. `patient`: ask

@@ -12,13 +12,18 @@ import requests
 import urllib3.exceptions
 
 from builder.engineaddress import unreachable_reason
-from builder.errors import RegistryError, from_docker_error
+from builder.errors import EngineError, RegistryError, from_docker_error
 
 # What a request to the engine raises when it fails: docker-py's errors and requests'.
 ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
 # A stream from the engine that breaks off: those and, for streams read from the raw
 # response (BuildKit's), urllib3's own.
 STREAM_ERRORS = (*ENGINE_ERRORS, urllib3.exceptions.HTTPError)
+
+
+def translate(exc: Exception, action: str, address: str | None) -> EngineError:
+    """docker-py's or requests' `exc`, raised during `action` on the engine at `address`."""
+    return from_docker_error(exc, action, address)
 
 
 @contextmanager
@@ -33,7 +38,7 @@ def translated(
     except ENGINE_ERRORS as exc:
         if bare_when_unreachable and unreachable_reason(exc):
             action = ""
-        raise from_docker_error(exc, action, address) from exc
+        raise translate(exc, action, address) from exc
 
 
 @contextmanager
