@@ -58,6 +58,10 @@ class BuildEngine(Protocol):
 
     def ping(self) -> None: ...
 
+    def describe(self) -> str:
+        """What it is, for the log: `Docker 27.3.1, API 1.47`; never raises."""
+        ...
+
     def close(self) -> None: ...
 
     def build_classic(self, request: BuildRequest, on_line: LineSink) -> str:

@@ -133,6 +133,13 @@ class DockerEngine:
         with translated("pinging the Docker engine", self.address):
             self.client.ping()
 
+    def describe(self) -> str:
+        try:
+            version = str(self.client.version().get("Version") or "unknown")
+        except ENGINE_ERRORS:
+            version = "unknown"  # it answered the ping: what it is matters less
+        return f"Docker {version}, API {self.client.api_version}"
+
     def build_classic(self, request: BuildRequest, on_line: LineSink) -> str:
         """Build with the classic builder; return the image id, or raise `BuildFailed` with
         the failing step's output. Labels go into a copy of the Dockerfile in `scratch`,
