@@ -1,6 +1,6 @@
 """The images a Dockerfile builds FROM, named as the engine will look them up.
 
-BuildKit, asked for without a client session (builder/engine.py), pulls nothing: it
+BuildKit, asked for without a client session (builder/build/docker/engine.py), pulls nothing: it
 builds from images the engine already has, and fails with "no active sessions" on any
 other. So the pipeline pulls the missing ones first, through the engine, with the
 registry's credentials from the config. This finds them: every FROM that is neither

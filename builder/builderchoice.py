@@ -6,8 +6,8 @@ in parallel, unused stages skipped, `RUN --mount=type=cache`. The classic builde
 instead on an engine without BuildKit, and for a Dockerfile that names its own frontend
 (`# syntax=`, or the `BUILDKIT_SYNTAX` build arg). BuildKit would run that frontend image
 as a container of its own, and hookbuild, which drives BuildKit without a client session
-(builder/engine.py), has not seen that work. The classic builder reads such a Dockerfile
-as it always did: the directive is a comment to it.
+(builder/build/docker/engine.py), has not seen that work. The classic builder reads such a
+Dockerfile as it always did: the directive is a comment to it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 started with `--bridge=none` has no such network (scripts/up falls back to one where the
 machine has no working bridge), and then RUN steps reach nothing whatever the config says:
 the classic builder falls back to no network by itself, and BuildKit must be asked for
-`none` or it fails (builder/engine.py). `network: none` asks both builders for no network
-on any engine: docker-py's `network_mode="none"`, BuildKit's `networkmode=none`, as
+`none` or it fails (builder/build/docker/engine.py). `network: none` asks both builders
+for no network on any engine: docker-py's `network_mode="none"`, BuildKit's `networkmode=none`, as
 `docker build --network none` does.
 """
 

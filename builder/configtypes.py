@@ -54,8 +54,8 @@ class StrictModel(BaseModel):
 
 Labels = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
 Globs = list[Annotated[str, Field(min_length=1)]]
-# The engine's builder for an image (builder.engine.DockerEngine.build); `auto` picks one
-# per build (builder.builderchoice).
+# The engine's builder for an image (builder/build/buildstep.py); `auto` picks one per
+# build (builder.builderchoice).
 Builder = Literal["auto", "buildkit", "classic"]
 # The network a build's RUN steps have: the engine's `default` (its bridge, as `docker
 # build` gives), or `none`, for builds of code that should reach nothing (builder.buildnetwork).

@@ -1,11 +1,13 @@
 """The one exception hierarchy of hookbuild.
 
 Catch `HookbuildError` to catch everything hookbuild raises on purpose; its `transient` says
-whether another try may do (builder/retry.py). Errors carry the data a user needs (where in
-the config, which build step, the tail of the log). One translator per foreign library turns
-its exceptions into ours, the way docker-py's `create_api_error_from_http_exception` does for
-HTTP errors: `from_git_error` (GitPython) and `from_docker_error` (docker-py, requests) here,
-`runners.errors.from_redis_error` (redis-py) on the runners' side.
+whether another try may do (builder/build/retry.py). Errors carry the data a user needs
+(where in the config, which build step, the tail of the log). One translator per foreign
+library words its exceptions as ours, the way docker-py's
+`create_api_error_from_http_exception` does for HTTP errors: `from_git_error` (GitPython,
+called from builder/build/source.py) and `from_docker_error` (docker-py and requests, called
+from builder/build/docker/errors.py, which knows their exception types; this module imports
+neither library), and `runners.errors.from_redis_error` (redis-py) on the runners' side.
 
 Each package keeps its errors in one module: this one for builder/, webhooks/errors.py for
 the HTTP side (each with its status), runners/errors.py for the store and the CLI's client.

@@ -1,7 +1,7 @@
 """A rule's dockerfile and context as paths of the commit's tree, refusing any way out of it.
 
 Nothing here looks at a disk: the build context comes from git objects
-(builder/streamcontext.py), so a symlink in the repository is never followed on the host.
+(builder/build/streamcontext.py), so a symlink in the repository is never followed on the host.
 What a path names in the tree (a directory, a file, a link) the mirror answers.
 """
 

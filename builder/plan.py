@@ -37,10 +37,10 @@ class BuildPlan:
     default_branch: str = "main"
     target: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-    oci_labels: bool = True  # hookbuild's own labels too (builder.pipeline.oci_labels)
+    oci_labels: bool = True  # hookbuild's own labels too (builder.build.pipeline.oci_labels)
     builder: str = "auto"  # "buildkit" or "classic": the engine's (builder.builderchoice)
     network: str = "default"  # "none": RUN steps reach no network (builder.buildnetwork)
-    # tag -> "pinned" | "release" | "moving" (builder.tagkinds); tags still holding
+    # tag -> "pinned" | "release" | "moving" (builder.tags.kinds); tags still holding
     # `{date...}` are filled in by the worker once it knows the commit's date.
     tag_kinds: Mapping[str, str] = field(default_factory=dict)
     overwrite: tuple[str, ...] = ()  # release tags that may be pointed at another image
@@ -49,7 +49,7 @@ class BuildPlan:
     ignore_paths: tuple[str, ...] = ()
     cancel_superseded: bool = False  # a newer push of the same image and ref cancels this
     # Tags made valid from something that was not (`-main` -> `main`): they may collide
-    # with another ref's exact tag, which then wins (builder.tagowners).
+    # with another ref's exact tag, which then wins (builder.tags.owners).
     sanitised: tuple[str, ...] = ()
 
     @property

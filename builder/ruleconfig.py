@@ -19,7 +19,7 @@ from builder.configtypes import (
 )
 from builder.imageref import image_name_problem, tag_problem
 from builder.patterns import PatternError, RefPattern
-from builder.templates import TemplateError, check_template, has_placeholder
+from builder.tags.templates import TemplateError, check_template, has_placeholder
 
 
 def check_image_name(value: str) -> str:

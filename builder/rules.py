@@ -18,8 +18,8 @@ from builder.events import PushEvent
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
 from builder.ruleconfig import ImageConfig, RuleConfig
-from builder.tagkinds import TagKind, classify, is_partial_version
-from builder.templates import (
+from builder.tags.kinds import TagKind, classify, is_partial_version
+from builder.tags.templates import (
     NeedsSemver,
     TemplateContext,
     has_deferred_date,
@@ -27,7 +27,7 @@ from builder.templates import (
     render,
     to_docker_tag,
 )
-from builder.versions import is_release, parse_version
+from builder.tags.versions import is_release, parse_version
 
 SKIP_MARKERS = ("[skip ci]", "[ci skip]", "[skip build]", "[build skip]")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.build.source import resolve_ref
 from builder.config import RepositoryConfig
 from builder.errors import TriggerRequestError
-from builder.manual import manual_event
 from builder.refs import ref_problem
 from builder.rules import decide
-from builder.source import resolve_ref
+from builder.trigger import manual_event
 from runners.queue import BuildQueue
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from redis import Redis
 
-from builder.tagorder import TagHolder
+from builder.tags.order import TagHolder
 from runners.errors import TagLockTimeout
 from runners.keys import PREFIX
 from runners.records import text

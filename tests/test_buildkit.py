@@ -13,8 +13,8 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.loglines import BUILDKIT_CLIPPED, BUILDKIT_STEP
-from builder.pipeline import CLIPPED_NOTE
+from builder.logpatterns import BUILDKIT_CLIPPED, BUILDKIT_STEP
+from builder.stepcount import CLIPPED_NOTE
 from runners.records import BuildStatus, BuildStore
 from tests.builds import finished, push_and_build
 from tests.configs import load_config

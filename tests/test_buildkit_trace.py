@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.buildkit import BuildKitProgress, StatusResponse, TraceError
+from builder.build.docker.buildkit import BuildKitProgress, StatusResponse, TraceError
 from tests.buildkit_messages import aux, field, log, status, vertex
 
 

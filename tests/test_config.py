@@ -173,10 +173,10 @@ def test_a_config_loaded_in_a_child_process_is_the_same_config(tmp_path: Path) -
 
 
 def test_oci_labels_default_on_and_an_image_may_differ_from_its_repository() -> None:
+    from builder.build.pipeline import oci_labels
+    from builder.build.source import CommitInfo
     from builder.events import PushEvent
-    from builder.pipeline import oci_labels
     from builder.rules import decide
-    from builder.source import CommitInfo
 
     config = parse_config(
         """

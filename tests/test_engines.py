@@ -340,7 +340,8 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
     """A concurrent build's latest step is an untagged (dangling) image until its next step
     starts, and BuildKit's steps are records of its build cache: pruning must not take
     them. Young ones survive; old enough ones go."""
-    from builder.engine import DockerEngine
+    from builder.build.docker.engine import DockerEngine
+    from builder.build.engine import BuildRequest
 
     context = tmp_path / "ctx"
     context.mkdir()
@@ -371,14 +372,9 @@ def test_prune_spares_what_is_younger_than_the_minimum_age(
         (context / "Dockerfile").write_text(
             f"FROM hookbuild-test/busybox\nRUN echo {time.time_ns()} > /n\n"
         )
-        engine.build(
-            context,
-            "Dockerfile",
-            tag="young:1",
-            build_args={},
-            labels={},
-            on_line=lambda _: None,
-            buildkit=True,
+        engine.build_buildkit(
+            BuildRequest(context, "Dockerfile", tag="young:1", build_args={}, labels={}),
+            lambda _: None,
         )
         records = build_cache()
         engine.prune("dev.hookbuild.repository", 0, min_age_seconds=3600)
@@ -399,8 +395,8 @@ def test_auto_takes_buildkit_on_engines_that_have_it_as_hookbuild_drives_it(
     test engine speaks older versions too, as an engine older than Docker 18.09 would."""
     import docker
 
+    from builder.build.docker.engine import DockerEngine
     from builder.builderchoice import choose_builder
-    from builder.engine import DockerEngine
 
     current = DockerEngine.from_environment({"DOCKER_HOST": docker_host})
     old = DockerEngine(docker.APIClient(base_url=docker_host, version="1.38"))

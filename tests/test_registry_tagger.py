@@ -1,11 +1,11 @@
-"""builder.registry: which images it can tag in their registry, and how it fails."""
+"""builder.build.registry: which images it can tag in their registry, and how it fails."""
 
 from __future__ import annotations
 
 import pytest
 
+from builder.build.registry import ImageName, RegistryTagger, _is_loopback
 from builder.errors import RetagFailed
-from builder.registry import ImageName, RegistryTagger, _is_loopback
 from tests.registry import RegistryReader
 
 

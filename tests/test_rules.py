@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from builder.events import PushEvent
 from builder.rules import decide
-from builder.templates import is_valid_tag, to_docker_tag
+from builder.tags.templates import is_valid_tag, to_docker_tag
 from tests.configs import parse_config
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

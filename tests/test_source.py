@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from builder.build.source import MirrorCache
 from builder.errors import SourceError, UnsafePathError
 from builder.paths import build_paths
-from builder.source import MirrorCache
 from tests.conftest import MakeRepo
 from tests.git_http import GitHttpServer
 

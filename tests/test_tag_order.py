@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.tagorder import TagHolder, is_newer
-from builder.versions import parse_version
+from builder.tags.order import TagHolder, is_newer
+from builder.tags.versions import parse_version
 
 
 def linear_history(n: int) -> list[TagHolder]:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from builder.events import PushEvent
-from builder.pipeline import final_tags
 from builder.rules import decide
+from builder.tags.final import final_tags
 from tests.configs import parse_config
 
 SHA = "90dd6032fac8bda1b6c4436a2e65de27961ed071"  # metadata-action README's bake example

@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from builder.build.backend import connect_engine
 from builder.config import Config
-from builder.engine import DockerEngine
 from builder.errors import HookbuildError
 from runners.aredis import async_twin
 from runners.deliverylog import DeliveryLog
@@ -43,7 +43,7 @@ PATH_CHARS = 256  # an unknown path, as echoed in its 404
 
 
 def _ping_docker(environ: Mapping[str, str]) -> None:
-    engine = DockerEngine.from_environment(environ, timeout=5)
+    engine = connect_engine(environ, timeout=5)
     try:
         engine.ping()
     finally:

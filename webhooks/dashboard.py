@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from builder import loglines
+from builder import logpatterns
 from builder.config import Config
 from builder.printable import printable, printable_lines, without_colours
 from runners.deliverylog import DeliveryLog, with_build_outcomes
@@ -123,7 +123,7 @@ class Dashboard:
                 "lines": lines,
                 "first_line": first,
                 "finished": record.status.finished,
-                "patterns": loglines.for_javascript(),
+                "patterns": logpatterns.for_javascript(),
             },
         )
 

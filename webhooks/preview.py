@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse
 from builder.config import Config
 from builder.errors import TriggerRequestError
 from builder.events import PushEvent
-from builder.manual import checked_sha
 from builder.rules import decide
+from builder.trigger import checked_sha
 from webhooks.body import read_limited
 from webhooks.bounds import NAME_CHARS, REASON_CHARS, clip
 from webhooks.errors import RequestRejected

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 
 from builder.config import Config
 from builder.errors import SourceError, TriggerRequestError
-from builder.manual import checked_sha, requested_ref
+from builder.trigger import checked_sha, requested_ref
 from runners.buildrequest import request_build
 from runners.queue import BuildQueue
 from webhooks.body import read_limited

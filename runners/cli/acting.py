@@ -7,8 +7,8 @@ import sys
 import click
 
 from builder.errors import HookbuildError, TriggerRequestError
-from builder.manual import checked_sha
 from builder.printable import printable_lines
+from builder.trigger import checked_sha
 from runners.buildrequest import request_build
 from runners.cli.follow import follow as follow_build
 from runners.cli.follow import log_client

@@ -7,7 +7,7 @@ import sys
 import click
 
 from builder.config import Config
-from builder.loglines import BUILDKIT_STEP, CLASSIC_STEP
+from builder.logpatterns import BUILDKIT_STEP, CLASSIC_STEP
 from builder.printable import printable_lines, printable_log_line
 from runners.cli.logstream import LogClient
 from runners.cli.options import echo

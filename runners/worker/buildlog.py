@@ -15,7 +15,7 @@ import threading
 
 from redis.exceptions import RedisError
 
-from builder.linesplit import DEFAULT_MAX_LINE_CHARS
+from builder.logsink import DEFAULT_MAX_LINE_CHARS
 from runners.records import BuildStore
 from runners.servicelog import get_logger
 

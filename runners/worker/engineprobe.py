@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import docker.errors
-import requests
-
-from builder.engine import DockerEngine
+from builder.build.backend import connect_engine
 from builder.engineaddress import describe_address
 from builder.errors import EngineError, EngineUnreachable
 from runners.servicelog import get_logger
@@ -26,7 +23,7 @@ def announce_engine(environ: Mapping[str, str]) -> bool:
     """Log which engine `environ` names and whether it answers; True when it does."""
     where = describe_address(environ)
     try:
-        engine = DockerEngine.from_environment(environ, timeout=PROBE_SECONDS)
+        engine = connect_engine(environ, timeout=PROBE_SECONDS)
     except EngineUnreachable as exc:
         log.warning(
             f"no Docker engine answers at {where}: {exc.reason}; builds fail until one does"
@@ -36,10 +33,8 @@ def announce_engine(environ: Mapping[str, str]) -> bool:
         log.warning(f"the Docker engine at {where} refused: {exc}; builds fail until it answers")
         return False
     try:
-        version = str(engine.client.version().get("Version") or "unknown")
-    except (docker.errors.DockerException, requests.RequestException):
-        version = "unknown"
+        what = engine.describe()
     finally:
         engine.close()
-    log.info(f"Docker engine at {where}: Docker {version}, API {engine.client.api_version}")
+    log.info(f"Docker engine at {where}: {what}")
     return True

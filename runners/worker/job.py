@@ -12,11 +12,12 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from builder.engine import DockerEngine
+from builder.build.backend import connect_engine
+from builder.build.engine import BuildEngine
+from builder.build.pipeline import IMAGE_LABEL, Pipeline
+from builder.build.source import MirrorCache
 from builder.errors import BuildFailed, HookbuildError
-from builder.pipeline import IMAGE_LABEL, Pipeline
 from builder.plan import BuildPlan
-from builder.source import MirrorCache
 from runners.errors import from_redis_error
 from runners.queue import BuildQueue
 from runners.records import BuildStatus, BuildStore
@@ -127,7 +128,7 @@ def _prune(context: WorkerContext, store: BuildStore, build_id: str) -> None:
     """Keep this worker's disk within its budget: old images, stopped containers, mirrors."""
     disk = context.config.disk
     try:
-        engine = DockerEngine.from_environment(context.environ)
+        engine = connect_engine(context.environ)
         try:
             images = engine.prune(
                 IMAGE_LABEL,
@@ -179,11 +180,9 @@ def _run(
     if prefetch.started(build_id):
         log("==> the worker began fetching this commit as it took the build")
     started = time.monotonic()
-    engine: DockerEngine | None = None
+    engine: BuildEngine | None = None
     try:
-        engine = DockerEngine.from_environment(
-            context.environ, max_line=context.config.logs.max_line_bytes
-        )
+        engine = connect_engine(context.environ, max_line=context.config.logs.max_line_bytes)
         pipeline = Pipeline(
             context.config,
             engine,

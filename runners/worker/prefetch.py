@@ -18,8 +18,8 @@ import os
 import signal
 import subprocess
 
+from builder.build.source import MirrorCache
 from builder.plan import BuildPlan
-from builder.source import MirrorCache
 from runners.records import BuildRecord
 from runners.worker.context import WorkerContext
 

@@ -18,9 +18,9 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
+from builder.build.source import MirrorCache
 from builder.config import Config
 from builder.plan import BuildPlan
-from builder.source import MirrorCache
 from runners.deliverylog import DeliveryLog
 from runners.queue import QUEUE_NAME, BuildQueue
 from runners.records import BuildStatus, BuildStore

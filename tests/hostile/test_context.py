@@ -21,11 +21,11 @@ from redis import Redis
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from builder.buildcontext import pack_directory
-from builder.contextfilter import IgnoreMatcher
+from builder.build.docker.context import pack_directory
+from builder.build.docker.contextfilter import IgnoreMatcher
+from builder.build.source import MirrorCache
+from builder.build.streamcontext import stream_context
 from builder.errors import BuildFailed, SourceError, UnsafePathError
-from builder.source import MirrorCache
-from builder.streamcontext import stream_context
 from runners.records import BuildRecord, BuildStatus, BuildStore
 from tests import configs
 from tests.configs import load_config
@@ -441,7 +441,7 @@ def test_a_dockerignore_built_to_backtrack_is_matched_in_linear_time(tmp_path: P
     time (`*a*a*...*b` against a long name of a's) cannot wear a worker down."""
     script = (
         "import io, tarfile\n"
-        "from builder.contextfilter import member, repack\n"
+        "from builder.build.docker.contextfilter import member, repack\n"
         "source = io.BytesIO(member('a' * 60, b'x') + b'\\0' * 1024)\n"
         "repack(source, io.BytesIO(), ['*a' * 14 + '*b'], 'Dockerfile', {})\n"
     )

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 from builder.errors import ConfigError
 from builder.printable import printable_log_line
-from builder.tagorder import TagHolder
-from builder.tagowners import refusal, takes_over
+from builder.tags.order import TagHolder
+from builder.tags.owners import refusal, takes_over
 from runners import servicelog
 from runners.cli import main
 from runners.records import BuildRecord, BuildStatus, BuildStore, new_build_id

@@ -17,9 +17,9 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from builder.buildkit import BuildKitProgress
+from builder.build.docker.buildkit import BuildKitProgress
+from builder.build.docker.output import BuildOutput
 from builder.config import Config
-from builder.engine import _BuildOutput
 from builder.plan import BuildPlan
 from runners.queue import BuildQueue
 from runners.records import BuildRecord, BuildStatus, BuildStore
@@ -158,7 +158,7 @@ def test_a_25_mb_line_from_the_classic_builder_is_split_in_linear_time_and_cut()
     """#9: a 25 MB line with no newline, in the engine's 4 KiB chunks, costs linear time
     and reaches the log cut to 64 KiB, the cut said in the line."""
     lines: list[str] = []
-    output = _BuildOutput(lines.append, buildkit=False)
+    output = BuildOutput(lines.append, buildkit=False)
     started = time.monotonic()
     for _ in range(HUGE // CHUNK):
         output.read([{"stream": "C" * CHUNK}])

@@ -12,8 +12,9 @@ Where nothing needs changing (the Dockerfile a regular file in the context, no
 Dockerfile (see `engine.label_line`) in front under a name of its own and a .dockerignore
 naming it and itself, which the engine honours for exactly these two files: it drops both
 before the build, so `COPY . .` never sees them. Otherwise the archive is repacked
-(builder/contextfilter.py): the repository's .dockerignore applied as docker-py applies it,
-and the Dockerfile added under a name of its own where it is outside the context or a link.
+(builder/build/docker/contextfilter.py): the repository's .dockerignore applied as
+docker-py applies it, and the Dockerfile added under a name of its own where it is outside
+the context or a link.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.contextfilter import ignore_patterns, member, repack
-from builder.engine import label_line
+from builder.build.docker.contextfilter import ignore_patterns, member, repack
+from builder.build.docker.labels import label_line
+from builder.build.source import MirrorCache
 from builder.errors import UnsafePathError
 from builder.paths import build_paths
-from builder.source import MirrorCache
 
 _REGULAR = ("100644", "100755")
 _SYMLINK = "120000"

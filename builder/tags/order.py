@@ -27,7 +27,7 @@ class TagHolder:
     image_id: str = ""
     digest: str = ""
     build_id: str = ""
-    ref: str = ""  # the ref it was pushed for (builder.tagowners); "" if not recorded
+    ref: str = ""  # the ref it was pushed for (builder.tags.owners); "" if not recorded
     sanitised: bool = False  # its name was made valid from the ref's (`-main` -> `main`)
 
     def to_dict(self) -> dict[str, Any]:

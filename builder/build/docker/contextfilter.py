@@ -24,7 +24,7 @@ from docker.utils.fnmatch import translate
 from builder.errors import BuildFailed
 
 # Added members go first: BuildKit takes a body for a tar only when the first member's
-# header is whole within its first 1024 bytes (builder/buildcontext.py).
+# header is whole within its first 1024 bytes (builder/build/docker/context.py).
 _FORMAT: Literal[0, 1, 2] = tarfile.GNU_FORMAT
 # Real .dockerignore files hold tens of patterns; each costs a match per file.
 MAX_PATTERNS = 1000

@@ -12,7 +12,7 @@ Pure: the caller holds the tag's lock and reads its holder from the ledger.
 
 from __future__ import annotations
 
-from builder.tagorder import TagHolder
+from builder.tags.order import TagHolder
 
 
 def refusal(tag: str, ref: str, sanitised: bool, holder: TagHolder | None) -> str | None:

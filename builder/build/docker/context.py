@@ -1,6 +1,6 @@
 """A build context as the body of a BuildKit build request.
 
-A tar file (builder/streamcontext.py, what every pipeline build gives) goes as it is. A
+A tar file (builder/build/streamcontext.py, what every pipeline build gives) goes as it is. A
 directory, which only a caller of the engine's own gives, is packed as
 docker-py packs it for the classic builder (its .dockerignore honoured, a Dockerfile from
 outside it added under a random name), but in GNU tar format: BuildKit takes the body for a
@@ -25,7 +25,7 @@ from typing import BinaryIO
 from docker.api.build import process_dockerfile
 from docker.utils.build import exclude_paths
 
-from builder.contextfilter import ignore_patterns
+from builder.build.docker.contextfilter import ignore_patterns
 from builder.errors import UnsafePathError
 from builder.paths import MAX_FILE_BYTES
 

@@ -16,7 +16,7 @@ from tenacity import (
 )
 
 from builder.errors import HookbuildError
-from builder.lines import LineSink
+from builder.logsink import LineSink
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)

@@ -1,4 +1,8 @@
-"""Whole log lines from output that arrives in chunks cut anywhere, in linear time.
+"""Where a build's log lines go (`LineSink`), and whole lines from output that arrives in
+chunks cut anywhere, in linear time.
+
+The pipeline hands a sink to every part that says something in the log: the source fetch,
+the engine's build and push streams, BuildKit's progress, the publisher and the retries.
 
 A build's output comes in pieces (the engine's `stream` chunks, BuildKit's log messages)
 that cut lines anywhere. Gluing each piece to the unfinished line and splitting again
@@ -8,6 +12,10 @@ pinned a CPU for minutes. Here each character is looked at once, and a line long
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+LineSink = Callable[[str], None]
 
 DEFAULT_MAX_LINE_CHARS = 64 * 1024
 

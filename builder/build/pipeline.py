@@ -13,30 +13,29 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from builder import secretargs
 from builder.baseimages import base_images, frontend_image
-from builder.builderchoice import choose_builder
+from builder.build.buildstep import BuildStep, choose_step
+from builder.build.engine import BuildEngine, BuildRequest, RegistryAuth
+from builder.build.publish import Publisher, TagLedger
+from builder.build.registry import RegistryTagger
+from builder.build.retry import with_retries
+from builder.build.source import CommitInfo, MirrorCache
+from builder.build.streamcontext import stream_context
 from builder.buildnetwork import no_network_reason
 from builder.config import Config
-from builder.engine import DockerEngine, RegistryAuth
 from builder.errors import HookbuildError, RetagFailed, SourceError
-from builder.lines import LineSink
-from builder.loglines import BUILDKIT_CACHED, BUILDKIT_CLIPPED, BUILDKIT_STEP
+from builder.logsink import LineSink
 from builder.paths_filter import path_filter_reason
 from builder.plan import BuildPlan
-from builder.publish import Publisher, TagLedger
 from builder.redact import redact
 from builder.refs import ref_problem
-from builder.registry import RegistryTagger
-from builder.retry import with_retries
-from builder.source import CommitInfo, MirrorCache
-from builder.streamcontext import stream_context
-from builder.tagorder import TagHolder
-from builder.templates import fill_dates, has_deferred_date, is_valid_tag, to_docker_tag
+from builder.stepcount import StepCounter
+from builder.tags.final import final_tags_made_valid
+from builder.tags.order import TagHolder
 
 T = TypeVar("T")
 IMAGE_LABEL = "dev.hookbuild.repository"
@@ -69,75 +68,28 @@ def oci_labels(plan: BuildPlan, commit: CommitInfo) -> dict[str, str]:
     return labels | dict(plan.labels)
 
 
-CLIPPED_NOTE = (
-    "==> note: the engine's BuildKit left out part of this step's output. Start dockerd "
-    "with BUILDKIT_STEP_LOG_MAX_SIZE and BUILDKIT_STEP_LOG_MAX_SPEED set high (bytes, and "
-    "bytes a second; scripts/up sets 1073741824) to keep every line, or build with "
-    "`builder: classic`"
-)
+@dataclass
+class _Run:
+    """One run of the pipeline: the plan (with the hidden build args, this worker's copy
+    only), what it says to the log (with secrets masked), and its scratch directory."""
 
-
-class _StepCounter:
-    """Passes build output on, counting steps and the ones the engine took from its cache:
-    the classic builder's "Step 2/3 : ..." and "---> Using cache", or BuildKit's
-    "#6 [2/3] ..." and "#6 CACHED" (builder/buildkit.py). Where BuildKit clipped a step's
-    output, it says once how to keep all of it."""
-
-    def __init__(self, say: LineSink) -> None:
-        self.say = say
-        self.steps = 0
-        self.cached = 0
-        self._buildkit_steps: set[str] = set()
-        self._clipped = False
-
-    def __call__(self, line: str) -> None:
-        if line.startswith("Step "):
-            self.steps += 1
-        elif line.strip() == "---> Using cache":
-            self.cached += 1
-        elif line.startswith("#"):
-            if step := BUILDKIT_STEP.match(line):
-                self.steps += 1
-                self._buildkit_steps.add(step[1])
-            elif (hit := BUILDKIT_CACHED.match(line)) and hit[1] in self._buildkit_steps:
-                self.cached += 1
-        self.say(line)
-        if not self._clipped and BUILDKIT_CLIPPED.match(line):
-            self._clipped = True
-            self.say(CLIPPED_NOTE)
-
-
-def final_tags(tags: tuple[str, ...], committed_at: datetime, say: LineSink) -> tuple[str, ...]:
-    """Fill `{date...}` with the commit's date, and make each result a valid tag."""
-    return _final_tags(tags, committed_at, say)[0]
-
-
-def _final_tags(
-    tags: tuple[str, ...], committed_at: datetime, say: LineSink, sanitised: tuple[str, ...] = ()
-) -> tuple[tuple[str, ...], frozenset[str]]:
-    """`final_tags`, and which of them were made valid (those of `sanitised`, and dated
-    tags that were not valid once filled in): builder.tagowners."""
-    done: list[str] = []
-    made_valid = set(sanitised)
-    for tag in tags:
-        if has_deferred_date(tag):
-            filled = fill_dates(tag, committed_at)
-            tag = filled if is_valid_tag(filled) else to_docker_tag(filled)
-            if not tag:
-                say(f"==> note: tag {filled!r} has no valid tag in it: skipped")
-                continue
-            if tag != filled:
-                made_valid.add(tag)
-        if tag not in done:
-            done.append(tag)
-    return tuple(done), frozenset(made_valid)
+    plan: BuildPlan
+    say: LineSink
+    credentials: tuple[str, str] | None
+    secrets: tuple[str, ...]
+    scratch: Path
+    tags: tuple[str, ...] = ()
+    sanitised: frozenset[str] = frozenset()
+    dockerfile: str = ""  # its text, where read (see _read_dockerfile_and_choose_step)
+    frontend: str | None = None  # the image its `# syntax=` line names
+    auth: RegistryAuth | None = None  # for the plan's image's registry
 
 
 class Pipeline:
     def __init__(
         self,
         config: Config,
-        engine: DockerEngine,
+        engine: BuildEngine,
         mirrors: MirrorCache,
         workdir: Path,
         ledger: TagLedger | None = None,
@@ -152,6 +104,24 @@ class Pipeline:
         self.build_id = build_id
 
     def run(self, plan: BuildPlan, log: LineSink) -> BuildResult:
+        run = self._start(plan, log)
+        try:
+            commit = self._fetch(run)
+            self._final_tags(run, commit)
+            if skipped := self._path_filter(run):
+                run.say(f"==> skipped: {skipped}")
+                return BuildResult(run.tags, skipped=skipped)
+            step = self._read_dockerfile_and_choose_step(run)
+            image_id = self._build(run, step, commit)
+            return self._publish(run, commit, image_id)
+        except HookbuildError as exc:
+            secretargs.mask_error(exc, run.secrets)  # its message goes to the record and logs
+            raise
+        finally:
+            shutil.rmtree(run.scratch, ignore_errors=True)
+
+    def _start(self, plan: BuildPlan, log: LineSink) -> _Run:
+        """Refuse what must not reach git; gather the credentials and hidden build args."""
         # Checked here too, not only at intake: a plan stored before a URL was refused
         # (or rebuilt after the config changed) must not reach git either.
         refused = self.config.clone_url_problem(
@@ -173,89 +143,96 @@ class Pipeline:
         for note in plan.notes:
             say(f"==> note: {note}")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(
-            tempfile.mkdtemp(prefix="scratch-", dir=self.workdir)
-        )  # outside the checkout
-        try:
-            say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
-            clock = time.monotonic()
-            commit = self._retrying(
-                lambda: self.mirrors.fetch(plan.clone_url, plan.ref, plan.sha, credentials, say),
-                "fetching",
-                say,
-            )
-            say(f"==> fetched in {time.monotonic() - clock:.2f}s")
-            tags, sanitised = _final_tags(plan.tags, commit.committed_at, say, plan.sanitised)
-            skipped = self._path_filter(plan, credentials, say)
-            if skipped:
-                say(f"==> skipped: {skipped}")
-                return BuildResult(tags, skipped=skipped)
-            # Read for `auto` and for the base images to pull (see _pull_base_images).
-            credentials_for_bases = any(r.has_credentials for r in self.config.registries)
-            reads = plan.builder != "classic" or credentials_for_bases
-            text = self._dockerfile_text(plan) if reads else ""
-            frontend = frontend_image(text, plan.build_args)
-            builder, why = choose_builder(plan.builder, self.engine.has_buildkit, frontend)
-            if why:
-                say(f"==> builder: classic, since {why}")
-            # BuildKit sets build labels as it writes the image; the classic builder needs
-            # them in the Dockerfile to spend one step on them, not one each.
-            buildkit = builder == "buildkit"
-            labels = oci_labels(plan, commit)
-            context, dockerfile, step_labels = self._context(
-                plan, scratch, {} if buildkit else labels, say
-            )
-            auth = self._registry_auth(plan.image)
-            cache_from = self._registry_cache(plan, tags, auth, say)
-            self._pull_base_images(plan, text, frontend if buildkit else None, buildkit, say)
-            if why_none := no_network_reason(plan.network, self.engine.has_bridge):
-                say(f"==> no network for RUN steps: {why_none}")
-            with_what = " with BuildKit" if buildkit else ""
-            say(f"==> building {plan.dockerfile} in context {plan.context}{with_what}")
-            clock = time.monotonic()
-            steps = _StepCounter(say)
-            image_id = self.engine.build(
-                context,
-                dockerfile,
-                tag=f"{plan.image}:{tags[0]}",
-                build_args=plan.build_args,
-                labels=labels if buildkit else step_labels,
-                target=plan.target,
-                on_line=steps,
-                cache_from=cache_from,
-                scratch=scratch,
-                buildkit=buildkit,
-                network=plan.network,
-            )
-            say(
-                f"==> built {image_id} in {time.monotonic() - clock:.2f}s; "
-                f"{steps.cached} of {steps.steps} steps from the cache"
-            )
-            clock = time.monotonic()
-            publisher = Publisher(
-                self.engine,
-                self.ledger,
-                self._ancestry(plan.clone_url),
-                self._retrying,
-                self._registry_tagger(plan.image, auth),
-            )
-            publisher.check_releases(plan, tags, image_id, sanitised)
-            me = TagHolder(
-                sha=plan.sha,
-                committed_at=commit.committed_at.timestamp(),
-                version=plan.version,
-                image_id=image_id,
-                build_id=self.build_id,
-            )
-            digests = publisher.publish(plan, tags, me, auth, say, sanitised)
-            digest = next(iter(digests.values()), "")
-            say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
-            return BuildResult(tags, image_id, digest, digests)
-        except HookbuildError as exc:
-            secretargs.mask_error(exc, secrets)  # its message goes to the record and logs
-            raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        # Outside the checkout.
+        scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.workdir))
+        return _Run(plan, say, credentials, secrets, scratch)
+
+    def _fetch(self, run: _Run) -> CommitInfo:
+        plan, say = run.plan, run.say
+        say(f"==> fetching {redact(plan.clone_url)} at {plan.sha} ({plan.ref})")
+        clock = time.monotonic()
+        commit = self._retrying(
+            lambda: self.mirrors.fetch(plan.clone_url, plan.ref, plan.sha, run.credentials, say),
+            "fetching",
+            say,
+        )
+        say(f"==> fetched in {time.monotonic() - clock:.2f}s")
+        return commit
+
+    def _final_tags(self, run: _Run, commit: CommitInfo) -> None:
+        run.tags, run.sanitised = final_tags_made_valid(
+            run.plan.tags, commit.committed_at, run.say, run.plan.sanitised
+        )
+
+    def _read_dockerfile_and_choose_step(self, run: _Run) -> BuildStep:
+        """BuildKit or the classic builder: `auto` reads the Dockerfile for a frontend, and
+        base images in a registry with credentials are pulled (see _pull_base_images)."""
+        plan = run.plan
+        credentials_for_bases = any(r.has_credentials for r in self.config.registries)
+        if plan.builder != "classic" or credentials_for_bases:
+            run.dockerfile = self._dockerfile_text(plan)
+        run.frontend = frontend_image(run.dockerfile, plan.build_args)
+        step, why = choose_step(plan.builder, self.engine.has_buildkit, run.frontend)
+        if why:
+            run.say(f"==> builder: classic, since {why}")
+        return step
+
+    def _build(self, run: _Run, step: BuildStep, commit: CommitInfo) -> str:
+        """The context, the build cache, the base images, then the build itself."""
+        plan, say = run.plan, run.say
+        labels = oci_labels(plan, commit)
+        context, dockerfile, left = self._context(
+            plan, run.scratch, step.labels_for_dockerfile(labels), say
+        )
+        run.auth = self._registry_auth(plan.image)
+        cache_from = self._registry_cache(plan, run.tags, run.auth, say)
+        self._pull_base_images(run, step)
+        if why_none := no_network_reason(plan.network, self.engine.has_bridge):
+            say(f"==> no network for RUN steps: {why_none}")
+        say(f"==> building {plan.dockerfile} in context {plan.context}{step.describe}")
+        clock = time.monotonic()
+        steps = StepCounter(say)
+        request = BuildRequest(
+            context,
+            dockerfile,
+            tag=f"{plan.image}:{run.tags[0]}",
+            build_args=plan.build_args,
+            labels=step.labels_for_build(labels, left),
+            target=plan.target,
+            cache_from=tuple(cache_from),
+            scratch=run.scratch,
+            network=plan.network,
+        )
+        image_id = step.build(self.engine, request, steps)
+        say(
+            f"==> built {image_id} in {time.monotonic() - clock:.2f}s; "
+            f"{steps.cached} of {steps.steps} steps from the cache"
+        )
+        return image_id
+
+    def _publish(self, run: _Run, commit: CommitInfo, image_id: str) -> BuildResult:
+        """Tag and push every tag the build may have (builder/build/publish.py)."""
+        plan, say = run.plan, run.say
+        clock = time.monotonic()
+        publisher = Publisher(
+            self.engine,
+            self.ledger,
+            self._ancestry(plan.clone_url),
+            self._retrying,
+            self._registry_tagger(plan.image, run.auth),
+        )
+        publisher.check_releases(plan, run.tags, image_id, run.sanitised)
+        me = TagHolder(
+            sha=plan.sha,
+            committed_at=commit.committed_at.timestamp(),
+            version=plan.version,
+            image_id=image_id,
+            build_id=self.build_id,
+        )
+        digests = publisher.publish(plan, run.tags, me, run.auth, say, run.sanitised)
+        digest = next(iter(digests.values()), "")
+        say(f"==> pushed {len(digests)} tag(s) in {time.monotonic() - clock:.2f}s")
+        return BuildResult(run.tags, image_id, digest, digests)
 
     def _context(
         self,
@@ -266,7 +243,7 @@ class Pipeline:
     ) -> tuple[Path, Path | str, Mapping[str, str]]:
         """The build context: a tar made from the mirror's objects alone, never from a
         checkout on disk, where a repository's symlink could reach the worker's files
-        (builder/streamcontext.py)."""
+        (builder/build/streamcontext.py)."""
         clock = time.monotonic()
         streamed = stream_context(
             self.mirrors,
@@ -306,33 +283,33 @@ class Pipeline:
             return ""
         return text.decode("utf-8", "replace")
 
-    def _pull_base_images(
-        self, plan: BuildPlan, dockerfile: str, frontend: str | None, buildkit: bool, say: LineSink
-    ) -> None:
+    def _pull_base_images(self, run: _Run, step: BuildStep) -> None:
         """Pull the Dockerfile's base images (builder/baseimages.py), and the `frontend`
         image if it names one, that the engine lacks, with the config's credentials for
         their registry: each one for BuildKit, which without a client session pulls
         nothing itself; for the classic builder, those in a registry the config has
         credentials for (it pulls the others itself, as `docker build` does, but knows
         nothing of the config)."""
-        images = base_images(dockerfile, plan.build_args, plan.target)
+        plan, say = run.plan, run.say
+        frontend = step.frontend_to_pull(run.frontend)
+        images = base_images(run.dockerfile, plan.build_args, plan.target)
         for image, what in [(frontend, "frontend"), *((i, "base") for i in images)]:
             if image is None:
                 continue
             auth = self._registry_auth(image)
-            if (auth is None and not buildkit) or self.engine.has_image(image):
+            if not step.must_pull(auth is not None) or self.engine.has_image(image):
                 continue
             say(f"==> pulling the {what} image {image}")
             pull = functools.partial(self.engine.pull_image, image, auth)
             self._retrying(pull, f"pulling {image}", say)
 
-    def _path_filter(
-        self, plan: BuildPlan, credentials: tuple[str, str] | None, say: LineSink
-    ) -> str | None:
+    def _path_filter(self, run: _Run) -> str | None:
+        """Why the plan's path filters skip this push; None when they do not."""
+        plan, say = run.plan, run.say
         if not plan.paths and not plan.ignore_paths:
             return None
         changed = self.mirrors.changed_files(
-            plan.clone_url, plan.before, plan.sha, plan.default_branch, credentials
+            plan.clone_url, plan.before, plan.sha, plan.default_branch, run.credentials
         )
         if changed is None:
             say("==> path filters: no earlier commit to compare with; building")

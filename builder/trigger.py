@@ -1,5 +1,5 @@
 """Builds nobody pushed: trigger URLs and `hookbuild build`. Pure helpers; the ref is resolved
-to a commit by `builder.source.resolve_ref` at the edge."""
+to a commit by `builder.build.source.resolve_ref` at the edge."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tag and push a built image, each tag by its kind (builder.tagkinds):
+"""Tag and push a built image, each tag by its kind (builder.tags.kinds):
 
 - pinned tags are always pushed;
 - release tags refuse to point at another image unless the rule allows `overwrite`;
@@ -12,14 +12,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from builder.engine import DockerEngine, RegistryAuth
+from builder.build.engine import BuildEngine, RegistryAuth
+from builder.build.registry import RegistryTagger
 from builder.errors import ReleaseTagTaken, RetagFailed
-from builder.lines import LineSink
+from builder.logsink import LineSink
 from builder.plan import BuildPlan
-from builder.registry import RegistryTagger
-from builder.tagkinds import TagKind
-from builder.tagorder import Ancestry, TagHolder, why_older
-from builder.tagowners import refusal, takes_over
+from builder.tags.kinds import TagKind
+from builder.tags.order import Ancestry, TagHolder, why_older
+from builder.tags.owners import refusal, takes_over
 
 
 class TagLedger(Protocol):
@@ -45,7 +45,7 @@ def _once(action: Callable[[], str], what: str, say: LineSink) -> str:
 class Publisher:
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: BuildEngine,
         ledger: TagLedger | None,
         is_ancestor: Ancestry,
         retrying: Retrying = _once,
@@ -105,10 +105,10 @@ class Publisher:
         sanitised: frozenset[str] = frozenset(),
     ) -> dict[str, str]:
         """Push every tag that may move here; return `image:tag -> digest` of those pushed.
-        `sanitised`: the tags whose name was made valid (builder.tagowners).
+        `sanitised`: the tags whose name was made valid (builder.tags.owners).
 
         Once a push has put the layers in the registry, each further tag is the same
-        manifest under another name: hookbuild puts it there itself (builder.registry,
+        manifest under another name: hookbuild puts it there itself (builder.build.registry,
         ~12 ms here) or, where that does not work, the engine pushes it (35 to 70 ms).
         One tag after another: two writes of one manifest or one blob at once can make the
         Distribution registry's filesystem storage answer 500 (seen in the tests)."""

@@ -10,7 +10,7 @@ import re
 
 # The classic builder's step header: "Step 2/7 : RUN make".
 CLASSIC_STEP = re.compile(r"Step \d+/\d+ : ")
-# BuildKit's, as `docker build --progress=plain` prints them (builder/buildkit.py): a
+# BuildKit's, as `docker build --progress=plain` prints them (builder/build/docker/buildkit.py): a
 # Dockerfile step's first line, "#6 [3/3] RUN make" or "#2 [builder 1/4] FROM ..."; its
 # cache hit, "#6 CACHED"; its failure, "#6 ERROR: ...".
 BUILDKIT_STEP = re.compile(r"#(\d+) \[(?:[^\]\s]+ )?\d+/\d+\] ")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import requests
 
-from builder.engine import RegistryAuth
+from builder.build.engine import RegistryAuth
 from builder.errors import RetagFailed
 
 # What a single-platform build pushes, and the lists and indexes a registry may hold.

@@ -32,7 +32,7 @@ import git
 
 from builder.cloneurl import transport_of
 from builder.errors import SourceError, UnsafePathError, from_git_error
-from builder.lines import LineSink
+from builder.logsink import LineSink
 from builder.paths import MAX_FILE_BYTES
 from builder.redact import redact
 

@@ -24,8 +24,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from builder.lines import LineSink
-from builder.linesplit import DEFAULT_MAX_LINE_CHARS, LineAssembler
+from builder.logsink import DEFAULT_MAX_LINE_CHARS, LineAssembler, LineSink
 
 TRACE_ID = "moby.buildkit.trace"
 
